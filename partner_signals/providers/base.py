@@ -1,0 +1,74 @@
+"""The provider interface: verify the raw body, then name the event it carries."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+class SignatureError(Exception):
+    """The request is not provably from the provider (answered 401)."""
+
+
+class MalformedEvent(Exception):
+    """The body is signed but is not an event we can name (answered 400)."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What one company configured for one provider. `secrets` holds the current
+    signing secret first and, during a rotation, the previous ones after it."""
+
+    secrets: tuple[str, ...] = ()
+    config: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Provider(Protocol):
+    name: str
+    # Header names whose values are credentials and must never be stored.
+    secret_headers: frozenset[str]
+
+    def verify(
+        self, body: bytes, headers: Mapping[str, str], creds: Credentials, now: float
+    ) -> None:
+        """Raise SignatureError unless `body` is signed for these credentials."""
+
+    def identify(self, payload: Any, headers: Mapping[str, str]) -> tuple[str, str]:
+        """(event_id, event_type) of a verified, parsed payload; MalformedEvent if absent."""
+
+    def sign(self, body: bytes, secret: str, now: float, event_id: str = "") -> dict[str, str]:
+        """The headers the real sender would attach (used by the demo, tests and benches).
+        For PayPal `secret` is the PEM private key matching the configured certificate."""
+
+
+def hmac_sha256_hex(secret: str, message: bytes) -> str:
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def any_signature_matches(expected: list[str], given: str) -> bool:
+    """Constant-time check of one presented signature against every valid secret's."""
+    given_b = given.strip().lower().encode()
+    matched = False
+    for candidate in expected:
+        # no short-circuit: each comparison runs whatever the previous one said
+        matched |= hmac.compare_digest(candidate.encode(), given_b)
+    return matched
+
+
+def require_str(payload: Any, *path: str) -> str:
+    """payload[path...] as a non-empty string, or MalformedEvent naming the field."""
+    node = payload
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            raise MalformedEvent(f"missing field {'.'.join(path)}")
+        node = node[key]
+    if isinstance(node, int) and not isinstance(node, bool):
+        node = str(node)
+    if not isinstance(node, str) or not node:
+        raise MalformedEvent(f"field {'.'.join(path)} must be a non-empty string")
+    if len(node) > 256:
+        raise MalformedEvent(f"field {'.'.join(path)} is longer than 256 characters")
+    return node

@@ -1,0 +1,76 @@
+"""Settings for every process, read once from the environment (prefix PARTNER_SIGNALS_)."""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDERS = {"", "changeme", "change-me", "secret", "placeholder", "xxx", "todo"}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PARTNER_SIGNALS_", extra="ignore")
+
+    # Unset: an embedded PostgreSQL (pgserver) under data_dir/pg, started on demand.
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "PARTNER_SIGNALS_DATABASE_URL")
+    )
+    data_dir: Path = Path(".data")
+    # base64 of 32 bytes: the AES-256-GCM key for credentials at rest. Unset: a key file
+    # under data_dir is made once (fine for a laptop; set it explicitly in production).
+    secret_key: str | None = None
+    max_body_bytes: int = 1024 * 1024
+    stripe_tolerance_seconds: int = 300
+    signature_tolerance_seconds: int = 300
+    # Ingest group commit: the most rows one transaction takes.
+    ingest_batch_max: int = 2000
+    # How long cached company secrets and ingest keys are trusted before re-reading.
+    auth_cache_seconds: float = 10.0
+    exports_dir: Path = Path(".data/exports")
+    dbt_target_schema: str = "analytics"
+
+    @field_validator("secret_key")
+    @classmethod
+    def _not_placeholder(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value.strip().lower() in PLACEHOLDERS:
+            raise ValueError("PARTNER_SIGNALS_SECRET_KEY is a placeholder; set a real key")
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except ValueError as exc:
+            raise ValueError("PARTNER_SIGNALS_SECRET_KEY must be base64") from exc
+        if len(raw) != 32:
+            raise ValueError("PARTNER_SIGNALS_SECRET_KEY must decode to 32 bytes (AES-256)")
+        return value
+
+    def master_key(self) -> bytes:
+        """The 32-byte key that encrypts credentials; made once under data_dir when unset."""
+        if self.secret_key:
+            return base64.b64decode(self.secret_key)
+        path = self.data_dir / "secret.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Write aside, then link into place: concurrent workers agree on one key.
+            tmp = path.with_name(f".secret.key.{os.getpid()}")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(base64.b64encode(secrets.token_bytes(32)).decode())
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink()
+        return base64.b64decode(path.read_text().strip())
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
