@@ -16,6 +16,8 @@ from partner_signals.providers.delivery import CAREEM, DELIVEROO, JAHEZ, TALABAT
 from partner_signals.providers.paypal import PAYPAL
 from partner_signals.providers.stripe import STRIPE
 
-PROVIDERS: dict[str, Provider] = {p.name: p for p in (STRIPE, PAYPAL, CAREEM, TALABAT, DELIVEROO, JAHEZ)}
+PROVIDERS: dict[str, Provider] = {
+    p.name: p for p in (STRIPE, PAYPAL, CAREEM, TALABAT, DELIVEROO, JAHEZ)
+}
 
 __all__ = ["PROVIDERS", "Credentials", "MalformedEvent", "Provider", "SignatureError"]

@@ -31,7 +31,9 @@ def _public_key(pem: str) -> rsa.RSAPublicKey:
     return key
 
 
-def signed_message(transmission_id: str, transmission_time: str, webhook_id: str, body: bytes) -> bytes:
+def signed_message(
+    transmission_id: str, transmission_time: str, webhook_id: str, body: bytes
+) -> bytes:
     return f"{transmission_id}|{transmission_time}|{webhook_id}|{zlib.crc32(body)}".encode()
 
 
@@ -87,7 +89,9 @@ class PayPalProvider:
             raise ValueError("PayPal signs with RSA keys")
         tid = uuid.uuid4().hex
         ttime = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        sig = key.sign(signed_message(tid, ttime, event_id, body), padding.PKCS1v15(), hashes.SHA256())
+        sig = key.sign(
+            signed_message(tid, ttime, event_id, body), padding.PKCS1v15(), hashes.SHA256()
+        )
         return {
             "PAYPAL-TRANSMISSION-ID": tid,
             "PAYPAL-TRANSMISSION-TIME": ttime,

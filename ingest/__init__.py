@@ -1,0 +1,1 @@
+"""The thin ingest API: verify, name, and append inbound events to raw.* tables."""

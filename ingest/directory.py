@@ -1,0 +1,136 @@
+"""Who may send what: company secrets, ingest keys and restaurants, cached briefly.
+
+Every request needs one of these; reading them per request would double the database
+work, so answers (including "unknown") are kept for `ttl` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from psycopg_pool import AsyncConnectionPool
+
+from partner_signals.crypto import decrypt_json, hash_api_key
+from partner_signals.providers import Credentials
+from partner_signals.registry import integration_context
+
+T = TypeVar("T")
+
+
+class Directory:
+    def __init__(
+        self,
+        conninfo: str,
+        master_key: bytes,
+        *,
+        ttl: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.pool = AsyncConnectionPool(
+            conninfo,
+            min_size=1,
+            max_size=4,
+            open=False,
+            timeout=3.0,
+            kwargs={"autocommit": True, "connect_timeout": 3},
+        )
+        self._key = master_key
+        self._ttl = ttl
+        self._clock = clock
+        self._cache: dict[tuple[str, ...], tuple[float, Any]] = {}
+        self._inflight: dict[tuple[str, ...], asyncio.Future[Any]] = {}
+
+    async def start(self) -> None:
+        await self.pool.open(wait=False)
+
+    async def stop(self) -> None:
+        await self.pool.close()
+
+    async def _cached(self, key: tuple[str, ...], load: Callable[[], Awaitable[T]]) -> T:
+        hit = self._cache.get(key)
+        now = self._clock()
+        if hit is not None and hit[0] > now:
+            value: T = hit[1]
+            return value
+        pending = self._inflight.get(key)
+        if pending is not None:
+            shared: T = await asyncio.shield(pending)
+            return shared
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            value = await load()
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters re-raise it, nobody logs it as lost
+            raise
+        finally:
+            self._inflight.pop(key, None)
+        future.set_result(value)
+        self._cache[key] = (now + self._ttl, value)
+        return value
+
+    async def _fetchone(self, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(sql, params)
+            return await cur.fetchone()
+
+    async def credentials(self, company_id: str, provider: str) -> Credentials | None:
+        """The company's credentials for an inbound provider, or None when the company
+        is unknown or has not enabled that provider."""
+
+        async def load() -> Credentials | None:
+            row = await self._fetchone(
+                "select config, secret_ciphertext from ops.integrations "
+                "where company_id = %s and provider = %s and restaurant_id is null and enabled",
+                (company_id, provider),
+            )
+            if row is None:
+                return None
+            config, blob = row
+            sealed = (
+                decrypt_json(
+                    self._key, bytes(blob), context=integration_context(company_id, provider, None)
+                )
+                if blob
+                else {}
+            )
+            return Credentials(
+                secrets=tuple(sealed.get("webhook_secrets", ())), config=dict(config or {})
+            )
+
+        return await self._cached(("creds", company_id, provider), load)
+
+    async def company_for_key(self, key: str) -> str | None:
+        digest = hash_api_key(key)
+
+        async def load() -> str | None:
+            row = await self._fetchone(
+                "select company_id from ops.ingest_keys where key_hash = %s and revoked_at is null",
+                (digest,),
+            )
+            return None if row is None else str(row[0])
+
+        return await self._cached(("key", digest.hex()), load)
+
+    async def restaurants(self, company_id: str) -> frozenset[str]:
+        async def load() -> frozenset[str]:
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(
+                    "select restaurant_id from ops.restaurants where company_id = %s",
+                    (company_id,),
+                )
+                return frozenset(r[0] for r in await cur.fetchall())
+
+        return await self._cached(("restaurants", company_id), load)
+
+    def forget(self) -> None:
+        """Drop every cached answer (tests and operators after a change)."""
+        self._cache.clear()
+
+    async def ping(self) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute("select 1")

@@ -1,0 +1,185 @@
+"""Operator actions on the ops schema: companies, restaurants, integrations, ingest keys.
+
+Plain functions over a SQLAlchemy connection, keyword-only, used by the CLI, the demo
+and tests alike. Secrets go in encrypted or hashed and never come back out in plain
+text, except a new key's single printing by its caller.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import orjson
+import sqlalchemy as sa
+
+from partner_signals.crypto import encrypt_json, hash_api_key, new_api_key
+
+INGEST_KEY_PREFIX = "psi"
+
+
+class RegistryError(ValueError):
+    """An operator asked for something the registry cannot do; the message says why."""
+
+
+def integration_context(company_id: str, provider: str, restaurant_id: str | None) -> str:
+    """The associated data bound into an integration's ciphertext."""
+    return f"{company_id}/{restaurant_id or '*'}/{provider}"
+
+
+def ensure_company(
+    conn: sa.Connection, *, company_id: str, name: str | None = None, plan: str | None = None
+) -> None:
+    conn.execute(
+        sa.text(
+            """
+            insert into ops.companies (company_id, name, plan)
+            values (:c, :n, coalesce(:p, 'standard'))
+            on conflict (company_id) do update
+                set name = coalesce(:n_update, ops.companies.name),
+                    plan = coalesce(:p, ops.companies.plan)
+            """
+        ),
+        {"c": company_id, "n": name or company_id, "n_update": name, "p": plan},
+    )
+
+
+def add_restaurant(
+    conn: sa.Connection,
+    *,
+    company_id: str,
+    restaurant_id: str,
+    timezone: str,
+    name: str | None = None,
+) -> bool:
+    """Register a restaurant (and its company if new). True when it was new."""
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise RegistryError(f"unknown time zone {timezone!r}") from exc
+    ensure_company(conn, company_id=company_id)
+    owner = conn.execute(
+        sa.text("select company_id from ops.restaurants where restaurant_id = :r"),
+        {"r": restaurant_id},
+    ).scalar()
+    if owner is not None and owner != company_id:
+        raise RegistryError(f"restaurant {restaurant_id!r} belongs to another company")
+    row = conn.execute(
+        sa.text(
+            """
+            insert into ops.restaurants (restaurant_id, company_id, name, timezone)
+            values (:r, :c, :n, :tz)
+            on conflict (restaurant_id) do update
+                set name = excluded.name, timezone = excluded.timezone
+            returning (xmax = 0) as inserted
+            """
+        ),
+        {"r": restaurant_id, "c": company_id, "n": name or restaurant_id, "tz": timezone},
+    ).scalar()
+    audit(
+        conn,
+        action="restaurants.add",
+        company_id=company_id,
+        details={"restaurant_id": restaurant_id},
+    )
+    return bool(row)
+
+
+@dataclass(frozen=True)
+class Integration:
+    company_id: str
+    provider: str
+    restaurant_id: str | None
+    config: dict[str, Any]
+
+
+def enable_integration(
+    conn: sa.Connection,
+    *,
+    key: bytes,
+    company_id: str,
+    provider: str,
+    secrets: dict[str, Any] | None = None,
+    config: dict[str, Any] | None = None,
+    restaurant_id: str | None = None,
+) -> Integration:
+    """Enable (or reconfigure) one provider or adapter; secrets are sealed with AES-256-GCM."""
+    exists = conn.execute(
+        sa.text("select 1 from ops.companies where company_id = :c"), {"c": company_id}
+    ).scalar()
+    if not exists:
+        raise RegistryError(f"unknown company {company_id!r}: add a restaurant first")
+    ciphertext = (
+        encrypt_json(key, secrets, context=integration_context(company_id, provider, restaurant_id))
+        if secrets
+        else None
+    )
+    conn.execute(
+        sa.text(
+            """
+            insert into ops.integrations
+                (company_id, restaurant_id, provider, config, secret_ciphertext, enabled)
+            values (:c, :r, :p, cast(:cfg as jsonb), :s, true)
+            on conflict (company_id, provider, coalesce(restaurant_id, '')) do update
+                set config = excluded.config,
+                    secret_ciphertext = coalesce(excluded.secret_ciphertext,
+                                                 ops.integrations.secret_ciphertext),
+                    enabled = true,
+                    updated_at = now()
+            """
+        ),
+        {
+            "c": company_id,
+            "r": restaurant_id,
+            "p": provider,
+            "cfg": orjson.dumps(config or {}).decode(),
+            "s": ciphertext,
+        },
+    )
+    audit(
+        conn,
+        action="integrations.enable",
+        company_id=company_id,
+        details={
+            "provider": provider,
+            "restaurant_id": restaurant_id,
+            "config_keys": sorted(config or {}),
+        },
+    )
+    return Integration(company_id, provider, restaurant_id, dict(config or {}))
+
+
+def create_ingest_key(conn: sa.Connection, *, company_id: str) -> str:
+    """A new POS ingest key for the company. Returned once; only its hash is stored."""
+    exists = conn.execute(
+        sa.text("select 1 from ops.companies where company_id = :c"), {"c": company_id}
+    ).scalar()
+    if not exists:
+        raise RegistryError(f"unknown company {company_id!r}: add a restaurant first")
+    key = new_api_key(INGEST_KEY_PREFIX)
+    conn.execute(
+        sa.text(
+            "insert into ops.ingest_keys (company_id, key_prefix, key_hash) values (:c, :p, :h)"
+        ),
+        {"c": company_id, "p": key[:10], "h": hash_api_key(key)},
+    )
+    audit(conn, action="ingest_keys.create", company_id=company_id, details={"prefix": key[:10]})
+    return key
+
+
+def audit(
+    conn: sa.Connection,
+    *,
+    action: str,
+    company_id: str | None,
+    details: dict[str, Any],
+    actor: str = "cli",
+) -> None:
+    conn.execute(
+        sa.text(
+            "insert into ops.audit_log (actor, action, company_id, details) "
+            "values (:a, :act, :c, cast(:d as jsonb))"
+        ),
+        {"a": actor, "act": action, "c": company_id, "d": orjson.dumps(details).decode()},
+    )
