@@ -245,10 +245,10 @@ class GroupCommitWriter:
         async with conn.transaction():
             if webhooks:
                 cur = await conn.execute(INSERT_WEBHOOKS, _columns(webhooks, WEBHOOK_COLS))
-                new_webhooks = {tuple(r) for r in await cur.fetchall()}  # type: ignore[misc]
+                new_webhooks = {tuple(r) for r in await cur.fetchall()}
             if orders:
                 cur = await conn.execute(INSERT_ORDERS, _columns(orders, ORDER_COLS))
-                new_orders = {tuple(r) for r in await cur.fetchall()}  # type: ignore[misc]
+                new_orders = {tuple(r) for r in await cur.fetchall()}
             if rejected:
                 await conn.execute(INSERT_REJECTED, _columns(rejected, REJECTED_COLS))
         self.batches += 1

@@ -114,7 +114,7 @@ def integrations_enable(
             "certificates": [paypal_certificate.read_text()],
         }
     else:
-        if webhook_secret == "-":
+        if webhook_secret == "-":  # noqa: S105 - the stdin marker, not a secret
             webhook_secret = sys.stdin.readline().strip()
         if not webhook_secret:
             raise fail(f"{provider} needs --webhook-secret")

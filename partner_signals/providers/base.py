@@ -27,9 +27,8 @@ class Credentials:
 
 
 class Provider(Protocol):
-    name: str
-    # Header names whose values are credentials and must never be stored.
-    secret_headers: frozenset[str]
+    @property
+    def name(self) -> str: ...
 
     def verify(
         self, body: bytes, headers: Mapping[str, str], creds: Credentials, now: float

@@ -29,7 +29,6 @@ class BodyHmacProvider:
     signature_header: str
     id_field: tuple[str, ...]
     type_field: tuple[str, ...]
-    secret_headers: frozenset[str] = frozenset()
 
     def verify(
         self, body: bytes, headers: Mapping[str, str], creds: Credentials, now: float
@@ -54,7 +53,6 @@ class DeliverooProvider:
     the X-Deliveroo-Sequence-Guid is unique per event and is its id."""
 
     name: str = "deliveroo"
-    secret_headers: frozenset[str] = frozenset()
 
     def verify(
         self, body: bytes, headers: Mapping[str, str], creds: Credentials, now: float

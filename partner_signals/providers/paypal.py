@@ -39,7 +39,6 @@ def signed_message(
 
 class PayPalProvider:
     name = "paypal"
-    secret_headers: frozenset[str] = frozenset()
 
     def __init__(self, tolerance: int = 300) -> None:
         self.tolerance = tolerance

@@ -12,7 +12,6 @@ from partner_signals.providers.base import Credentials, SignatureError, require_
 
 class StripeProvider:
     name = "stripe"
-    secret_headers: frozenset[str] = frozenset()
 
     def __init__(self, tolerance: int = 300) -> None:
         self.tolerance = tolerance

@@ -57,8 +57,8 @@ def test_single_event_lands_once(client: TestClient, tenant: Tenant, engine: sa.
     with engine.connect() as conn:
         row = conn.execute(
             sa.text(
-                "select event_type, restaurant_id, occurred_at, body, headers from raw.order_events "
-                "where company_id = :c"
+                "select event_type, restaurant_id, occurred_at, body, headers "
+                "from raw.order_events where company_id = :c"
             ),
             {"c": tenant.company_id},
         ).one()

@@ -287,13 +287,15 @@ def test_secrets_are_not_stored(client: TestClient, tenant: Tenant, engine: sa.E
         dump = (
             conn.execute(
                 sa.text(
-                    "select string_agg(headers::text || body, '') from raw.webhook_events where company_id = :c"
+                    "select string_agg(headers::text || body, '') from raw.webhook_events "
+                    "where company_id = :c"
                 ),
                 {"c": tenant.company_id},
             ).scalar_one()
             + conn.execute(
                 sa.text(
-                    "select string_agg(headers::text || body_excerpt, '') from raw.rejected_requests where company_id = :c"
+                    "select string_agg(headers::text || body_excerpt, '') "
+                    "from raw.rejected_requests where company_id = :c"
                 ),
                 {"c": tenant.company_id},
             ).scalar_one()

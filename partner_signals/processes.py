@@ -1,0 +1,102 @@
+"""Child processes for serve, the demo and benchmarks: the same env, started and stopped cleanly."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import httpx
+
+from partner_signals.db import libpq_url
+from partner_signals.settings import Settings
+
+
+def child_env(settings: Settings, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment children need: one resolved DATABASE_URL (so they do not each
+    start the embedded server), the same data dir and key, and no telemetry."""
+    env = dict(os.environ)
+    env["DATABASE_URL"] = libpq_url(settings)
+    env["PARTNER_SIGNALS_DATA_DIR"] = str(Path(settings.data_dir).resolve())
+    if settings.secret_key:
+        env["PARTNER_SIGNALS_SECRET_KEY"] = settings.secret_key
+    else:
+        settings.master_key()  # make the key file before children race to make it
+    env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    env.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+    env.setdefault("DO_NOT_TRACK", "1")
+    env.update(extra or {})
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def bin_path(name: str) -> str:
+    """A console script installed beside this interpreter (the project's venv)."""
+    candidate = Path(sys.executable).with_name(name)
+    return str(candidate) if candidate.exists() else name
+
+
+def uvicorn_cmd(app: str, *, host: str, port: int, workers: int) -> list[str]:
+    return [
+        bin_path("uvicorn"),
+        app,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+
+
+def start(
+    cmd: list[str], env: Mapping[str, str], *, quiet: bool = False
+) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(  # noqa: S603 - our own console scripts
+        cmd,
+        env=dict(env),
+        stdout=subprocess.DEVNULL if quiet else None,
+        stderr=subprocess.DEVNULL if quiet else None,
+        start_new_session=True,
+    )
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} not ready after {timeout:.0f} s")
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

@@ -1,0 +1,98 @@
+"""`partner-signals serve`: ingest API, partner API and Dagster (UI and daemon) together."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from partner_signals.db import get_engine
+from partner_signals.db.migrate import upgrade
+from partner_signals.processes import bin_path, child_env, start, stop, uvicorn_cmd
+from partner_signals.settings import get_settings
+
+
+def run_all(
+    *,
+    host: str,
+    ingest_port: int,
+    api_port: int,
+    dagster_port: int,
+    workers: int,
+    dagster: bool,
+) -> int:
+    settings = get_settings()
+    upgrade(get_engine(settings))
+    prom_dir = Path(settings.data_dir).resolve() / "prometheus"
+    shutil.rmtree(prom_dir, ignore_errors=True)
+    prom_dir.mkdir(parents=True)
+    env = child_env(settings, {"PROMETHEUS_MULTIPROC_DIR": str(prom_dir)})
+
+    procs: list[tuple[str, subprocess.Popen[bytes]]] = [
+        (
+            "ingest",
+            start(uvicorn_cmd("ingest.app:app", host=host, port=ingest_port, workers=workers), env),
+        ),
+    ]
+    print(f"ingest API   http://{host}:{ingest_port}  (docs at /docs)")
+    if importlib.util.find_spec("api.app") is not None:
+        procs.append(
+            (
+                "api",
+                start(uvicorn_cmd("api.app:app", host=host, port=api_port, workers=workers), env),
+            )
+        )
+        print(f"partner API  http://{host}:{api_port}  (docs at /docs)")
+    if dagster and importlib.util.find_spec("pipelines.run") is not None:
+        from pipelines.run import dagster_env
+
+        denv = {**env, **dagster_env(settings)}
+        workspace = str(Path("workspace.yaml").resolve())
+        procs.append(
+            (
+                "dagster-webserver",
+                start(
+                    [
+                        bin_path("dagster-webserver"),
+                        "-w",
+                        workspace,
+                        "-h",
+                        host,
+                        "-p",
+                        str(dagster_port),
+                    ],
+                    denv,
+                ),
+            )
+        )
+        procs.append(
+            ("dagster-daemon", start([bin_path("dagster-daemon"), "run", "-w", workspace], denv))
+        )
+        print(
+            f"Dagster UI   http://{host}:{dagster_port}  (sensors and schedules run in the daemon)"
+        )
+
+    stopping = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    code = 0
+    try:
+        while not stopping:
+            for name, proc in procs:
+                if proc.poll() is not None:
+                    print(f"{name} exited with {proc.returncode}; stopping the rest")
+                    code = proc.returncode or 1
+                    stopping = True
+            time.sleep(0.5)
+    finally:
+        for _, proc in reversed(procs):
+            stop(proc)
+    return code
