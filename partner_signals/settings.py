@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     # How long cached company secrets and ingest keys are trusted before re-reading.
     auth_cache_seconds: float = 10.0
     exports_dir: Path = Path(".data/exports")
+    # Partner API: per-key token bucket (requests per second, burst size).
+    api_rate_per_second: float = 50.0
+    api_rate_burst: int = 100
     dbt_target_schema: str = "analytics"
 
     @field_validator("secret_key")

@@ -1,0 +1,1 @@
+"""The read-only partner API: signals, exports and the canonical event stream."""

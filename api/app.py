@@ -1,0 +1,64 @@
+"""The partner API ASGI app (`api.app:app`): read-only, API-key scoped, OpenAPI at /openapi.json."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import ORJSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from api.routers import events, exports, signals
+from api.state import ApiState
+from partner_signals.db import libpq_url
+from partner_signals.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        s = settings or get_settings()
+        state = ApiState.create(s, libpq_url(s))
+        await state.pool.open(wait=False)
+        app.state.api = state
+        try:
+            yield
+        finally:
+            await state.pool.close()
+
+    app = FastAPI(
+        title="partner-signals partner API",
+        version="1",
+        description=(
+            "Read-only signals for partners. Authenticate with `Authorization: Bearer <key>`; "
+            "a key sees only its company (or one restaurant) and its scopes."
+        ),
+        lifespan=lifespan,
+        default_response_class=ORJSONResponse,
+    )
+    app.include_router(signals.router)
+    app.include_router(events.router)
+    app.include_router(exports.router)
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"])
+    async def readyz(request: Request) -> Response:
+        try:
+            async with request.app.state.api.pool.connection() as conn:
+                await conn.execute("select 1")
+        except Exception:
+            return ORJSONResponse({"status": "unavailable"}, 503)
+        return ORJSONResponse({"status": "ready"})
+
+    @app.get("/metrics", tags=["ops"], include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+app = create_app()

@@ -1,0 +1,103 @@
+"""Exported signal files: Parquet and CSV per restaurant and business day, and DuckDB over them.
+
+Layout: <exports_dir>/<restaurant_id>/<business_date>/<signal>.<parquet|csv>
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import sqlalchemy as sa
+
+# Which mart each exported signal comes from, and its business-day column.
+EXPORTED_SIGNALS: dict[str, tuple[str, str]] = {
+    "order_velocity": ("marts.fct_order_velocity", "business_date"),
+    "item_prep_times": ("marts.fct_item_prep_times", "business_date"),
+    "table_occupancy": ("marts.fct_table_occupancy", "business_date"),
+    "order_pacing": ("marts.fct_order_pacing", "business_date"),
+    "time_to_pay": ("marts.fct_time_to_pay", "business_date"),
+}
+FORMATS = ("parquet", "csv")
+
+
+@dataclass(frozen=True)
+class ExportedFile:
+    path: Path
+    name: str  # relative to the exports dir, with forward slashes
+    restaurant_id: str
+    business_date: str
+    signal: str
+    format: str
+
+
+def list_exports(root: Path) -> Iterator[ExportedFile]:
+    if not root.is_dir():
+        return
+    for path in sorted(root.glob("*/*/*.*")):
+        signal, _, fmt = path.name.partition(".")
+        if fmt not in FORMATS or signal not in EXPORTED_SIGNALS:
+            continue
+        restaurant_id, business_date = path.parent.parent.name, path.parent.name
+        yield ExportedFile(
+            path=path,
+            name=f"{restaurant_id}/{business_date}/{path.name}",
+            restaurant_id=restaurant_id,
+            business_date=business_date,
+            signal=signal,
+            format=fmt,
+        )
+
+
+def export_day(engine: sa.Engine, root: Path, business_date: date) -> list[Path]:
+    """Write every signal of `business_date` for every restaurant that has rows. Files are
+    written aside and renamed into place, so a reader never sees half a file."""
+    written: list[Path] = []
+    with engine.connect() as conn:
+        for signal, (table, day_column) in EXPORTED_SIGNALS.items():
+            frame = pl.read_database(
+                f"select * from {table} where {day_column} = :day order by 1, 2",
+                conn,
+                execute_options={"parameters": {"day": business_date}},
+            )
+            if frame.is_empty():
+                continue
+            for (restaurant_id,), part in frame.group_by(["restaurant_id"], maintain_order=True):
+                folder = root / str(restaurant_id) / business_date.isoformat()
+                folder.mkdir(parents=True, exist_ok=True)
+                for fmt in FORMATS:
+                    target = folder / f"{signal}.{fmt}"
+                    tmp = target.with_suffix(f".{fmt}.tmp")
+                    if fmt == "parquet":
+                        part.write_parquet(tmp)
+                    else:
+                        part.write_csv(tmp)
+                    tmp.replace(target)
+                    written.append(target)
+    return written
+
+
+def query_exports(root: Path, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Run DuckDB SQL over the exported Parquet files: each signal is a view of that
+    name (order_velocity, time_to_pay, ...) across every restaurant and day."""
+    import duckdb
+
+    conn = duckdb.connect()
+    try:
+        for signal in EXPORTED_SIGNALS:
+            files = sorted(str(p) for p in root.glob(f"*/*/{signal}.parquet"))
+            if files:
+                listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+                conn.execute(
+                    f"create view {signal} as "
+                    f"select * from read_parquet([{listing}], union_by_name = true)"
+                )
+        cursor = conn.execute(sql)
+        columns = [d[0] for d in cursor.description or []]
+        return columns, cursor.fetchall()
+    finally:
+        conn.close()
