@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import psycopg
+import psycopg_pool
 from fastapi import FastAPI, Request
 from fastapi.responses import ORJSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -37,6 +39,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         default_response_class=ORJSONResponse,
     )
+
+    @app.exception_handler(psycopg.errors.UndefinedTable)
+    async def not_built(request: Request, exc: Exception) -> Response:
+        return ORJSONResponse(
+            {"detail": "signals are not materialized yet; run partner-signals materialize"},
+            503,
+            headers={"Retry-After": "30"},
+        )
+
+    @app.exception_handler(psycopg.OperationalError)
+    @app.exception_handler(psycopg_pool.PoolTimeout)
+    async def database_down(request: Request, exc: Exception) -> Response:
+        return ORJSONResponse({"detail": "database unavailable"}, 503, headers={"Retry-After": "5"})
+
     app.include_router(signals.router)
     app.include_router(events.router)
     app.include_router(exports.router)

@@ -6,8 +6,8 @@ from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Path, Request
 
-from api.ratelimit import retry_after_header
 from api.state import ApiState, Principal
+from partner_signals.ratelimit import retry_after_header
 
 
 def get_state(request: Request) -> ApiState:

@@ -10,8 +10,8 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from api.ratelimit import RateLimiter
 from partner_signals.crypto import hash_api_key
+from partner_signals.ratelimit import RateLimiter
 from partner_signals.settings import Settings
 
 READER_ROLE = "partner_signals_reader"

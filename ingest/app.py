@@ -27,6 +27,7 @@ from ingest.writer import GroupCommitWriter, OrderRow, RejectedRow, WebhookRow, 
 from partner_signals.db import libpq_url
 from partner_signals.pos import InvalidPosEvent, parse_pos_event, pos_event_schema
 from partner_signals.providers import PROVIDERS, MalformedEvent, SignatureError
+from partner_signals.ratelimit import RateLimiter, retry_after_header
 from partner_signals.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,18 @@ class IngestState:
     writer: GroupCommitWriter
     directory: Directory
     clock: Callable[[], float]
+    limiter: RateLimiter
+    rejection_log: RateLimiter
+
+    def check_rate(self, company_id: str, source: str) -> None:
+        wait = self.limiter.take((company_id, source))
+        if wait:
+            raise Refused(
+                429,
+                "rate_limited",
+                "too many requests for this company and source",
+                retry_after=retry_after_header(wait),
+            )
 
 
 def json_response(
@@ -107,7 +120,14 @@ def create_app(
         directory = Directory(conninfo, s.master_key(), ttl=s.auth_cache_seconds)
         await writer.start()
         await directory.start()
-        app.state.ingest = IngestState(s, writer, directory, clock)
+        app.state.ingest = IngestState(
+            s,
+            writer,
+            directory,
+            clock,
+            RateLimiter(s.ingest_rate_per_second, s.ingest_rate_burst),
+            RateLimiter(s.rejections_recorded_per_second, int(s.rejections_recorded_per_second)),
+        )
         try:
             yield
         finally:
@@ -147,12 +167,18 @@ def create_app(
             body_excerpt=body[:EXCERPT_BYTES].decode("utf-8", "replace").replace("\x00", "\ufffd"),
             body_bytes=len(body),
         )
-        try:
-            await st.writer.land(rejected=[row])
-        except WriterUnavailable:
-            log.warning("could not record a refused request (%s)", exc.code)
+        if exc.status != 429 and not st.rejection_log.take(source):
+            try:
+                await st.writer.land(rejected=[row])
+            except WriterUnavailable:
+                log.warning("could not record a refused request (%s)", exc.code)
+        else:
+            metrics.REJECTIONS_NOT_RECORDED.labels(source).inc()
+        retry_after = exc.extra.pop("retry_after", None)
         return json_response(
-            exc.status, {"error": {"code": exc.code, "message": exc.message, **exc.extra}}
+            exc.status,
+            {"error": {"code": exc.code, "message": exc.message, **exc.extra}},
+            headers={"Retry-After": retry_after} if retry_after else None,
         )
 
     def unavailable(source: str, exc: Exception) -> Response:
@@ -175,6 +201,7 @@ def create_app(
             404: {"description": "Unknown provider, or company without that provider"},
             413: {"description": "Body over the limit"},
             415: {"description": "Not application/json"},
+            429: {"description": "Over the per-company rate for this provider; see Retry-After"},
             503: {"description": "Database unavailable: not committed, retry"},
         },
         openapi_extra={
@@ -203,6 +230,7 @@ def create_app(
                 handler.verify(body, request.headers, creds, st.clock())
             except SignatureError as exc:
                 raise Refused(401, "invalid_signature", str(exc)) from None
+            st.check_rate(company_id, provider)
             check_storable(body)
             try:
                 payload = orjson.loads(body)
@@ -249,6 +277,7 @@ def create_app(
             413: {"description": "Body over the limit"},
             415: {"description": "Not application/json or application/x-ndjson"},
             422: {"description": "An event names a restaurant this company does not have"},
+            429: {"description": "Over the per-company rate; see Retry-After"},
             503: {"description": "Database unavailable: not committed, retry"},
         },
         openapi_extra={
@@ -274,6 +303,7 @@ def create_app(
             company_id = await st.directory.company_for_key(token.strip())
             if company_id is None:
                 raise Refused(401, "invalid_key", "unknown or revoked ingest key")
+            st.check_rate(company_id, "pos")
             kind = media_type(request.headers)
             if kind not in JSON_TYPES and kind not in NDJSON_TYPES:
                 raise Refused(

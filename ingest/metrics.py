@@ -24,6 +24,11 @@ REJECTED = Counter(
     "Refused requests by source and HTTP status",
     ["source", "status"],
 )
+REJECTIONS_NOT_RECORDED = Counter(
+    "partner_signals_ingest_rejections_not_recorded_total",
+    "Refused requests answered but not written to raw.rejected_requests (over the log rate)",
+    ["source"],
+)
 UNAVAILABLE = Counter(
     "partner_signals_ingest_unavailable_total",
     "Requests answered 503 because the database did not commit",

@@ -30,6 +30,12 @@ class Settings(BaseSettings):
     signature_tolerance_seconds: int = 300
     # Ingest group commit: the most rows one transaction takes.
     ingest_batch_max: int = 2000
+    # Per (company, source) and per ingest worker: sustained requests/s and burst. Refused
+    # requests are recorded at most this often per source, so a flood of bad signatures
+    # cannot turn into a flood of writes.
+    ingest_rate_per_second: float = 20_000.0
+    ingest_rate_burst: int = 40_000
+    rejections_recorded_per_second: float = 50.0
     # How long cached company secrets and ingest keys are trusted before re-reading.
     auth_cache_seconds: float = 10.0
     exports_dir: Path = Path(".data/exports")

@@ -193,3 +193,19 @@ def test_health_ready_metrics_schema(client: TestClient) -> None:
     assert "partner_signals_ingest_events_total" in client.get("/metrics").text
     schema = client.get("/schema/pos-event").json()
     assert "event_id" in schema["required"]
+
+
+def test_rate_limit_is_429_and_not_recorded(
+    settings: Any, tenant: Tenant, engine: sa.Engine
+) -> None:
+    from ingest.app import create_app
+
+    limited = settings.model_copy(update={"ingest_rate_per_second": 0.1, "ingest_rate_burst": 2})
+    with TestClient(create_app(limited)) as client:
+        codes = [
+            client.post("/events", content=orjson.dumps(pos_event(tenant)), headers=auth(tenant))
+            for _ in range(4)
+        ]
+    assert [c.status_code for c in codes] == [200, 200, 429, 429]
+    assert int(codes[-1].headers["retry-after"]) >= 1
+    assert len(landed(engine, tenant)) == 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 
@@ -15,7 +15,7 @@ class _Bucket:
 
 
 class RateLimiter:
-    """In-process limits. Each API replica limits on its own, so the effective limit
+    """In-process limits. Each replica limits on its own, so the effective limit
     is per replica; good enough to stop a runaway client without shared state."""
 
     def __init__(
@@ -24,14 +24,16 @@ class RateLimiter:
         self.rate = rate
         self.burst = burst
         self.clock = clock
-        self._buckets: dict[int, _Bucket] = {}
+        self._buckets: dict[Hashable, _Bucket] = {}
 
-    def take(self, key_id: int) -> float:
+    def take(self, key: Hashable) -> float:
         """0 when allowed, else the seconds to wait before the next request may pass."""
         now = self.clock()
-        bucket = self._buckets.get(key_id)
+        bucket = self._buckets.get(key)
         if bucket is None:
-            bucket = self._buckets[key_id] = _Bucket(float(self.burst), now)
+            if len(self._buckets) > 100_000:  # bound memory against floods of new keys
+                self._buckets.clear()
+            bucket = self._buckets[key] = _Bucket(float(self.burst), now)
         bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.at) * self.rate)
         bucket.at = now
         if bucket.tokens >= 1:
