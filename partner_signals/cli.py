@@ -76,9 +76,62 @@ def restaurants_add(
 @integrations_app.command("enable")
 def integrations_enable(
     provider: Annotated[
-        str, typer.Argument(help="stripe, paypal, careem, talabat, deliveroo, jahez")
+        str,
+        typer.Argument(
+            help="Inbound: stripe, paypal, careem, talabat, deliveroo, jahez. "
+            "Partner adapters: webhook, workforce, crm, messaging"
+        ),
     ],
     company: Annotated[str, typer.Option(help="Company id")],
+    restaurant: Annotated[
+        str | None, typer.Option(help="Adapters: only this restaurant (default: all of them)")
+    ] = None,
+    url: Annotated[
+        str | None, typer.Option(help="Adapters: the partner URL (messaging: API base URL)")
+    ] = None,
+    secret: Annotated[
+        str | None,
+        typer.Option(
+            help="webhook: the whsec_ signing secret ('-' reads it from standard input)",
+            envvar="PARTNER_SIGNALS_ADAPTER_SECRET",
+        ),
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            help="workforce, crm: the partner API key ('-' reads standard input)",
+            envvar="PARTNER_SIGNALS_ADAPTER_API_KEY",
+        ),
+    ] = None,
+    account_sid: Annotated[str | None, typer.Option(help="messaging: Twilio AccountSid")] = None,
+    auth_token: Annotated[
+        str | None,
+        typer.Option(
+            help="messaging: Twilio AuthToken ('-' reads standard input)",
+            envvar="PARTNER_SIGNALS_ADAPTER_AUTH_TOKEN",
+        ),
+    ] = None,
+    from_number: Annotated[
+        str | None, typer.Option(help="messaging: sending number (E.164) or MG... service")
+    ] = None,
+    events: Annotated[
+        str | None, typer.Option(help="Adapters: comma-separated event types (default: all)")
+    ] = None,
+    signals: Annotated[
+        str | None, typer.Option(help="Adapters: comma-separated signals (default: all)")
+    ] = None,
+    location_id: Annotated[
+        str | None, typer.Option(help="workforce, crm: the partner's id of the restaurant")
+    ] = None,
+    receipt_to: Annotated[
+        str | None, typer.Option(help="messaging: number for receipts when the guest's is unknown")
+    ] = None,
+    nudge_to: Annotated[
+        str | None, typer.Option(help="messaging: staff number for unpaid-bill nudges")
+    ] = None,
+    nudge_after_minutes: Annotated[
+        float | None, typer.Option(help="messaging: nudge when a bill is unpaid this long")
+    ] = None,
     webhook_secret: Annotated[
         str | None,
         typer.Option(
@@ -95,15 +148,70 @@ def integrations_enable(
         Path | None, typer.Option(help="PayPal: PEM certificate file of the signing key")
     ] = None,
 ) -> None:
-    """Enable an inbound provider for a company; its secret is stored encrypted."""
+    """Enable an inbound provider or a partner adapter; secrets are stored encrypted."""
+    from partner_signals.adapters import ADAPTERS
     from partner_signals.crypto import decrypt_json
     from partner_signals.db import get_engine
     from partner_signals.providers import PROVIDERS
     from partner_signals.registry import RegistryError, enable_integration, integration_context
 
-    if provider not in PROVIDERS:
-        raise fail(f"unknown provider {provider!r}; one of {', '.join(PROVIDERS)}")
     settings = get_settings()
+    if provider in ADAPTERS:
+        from partner_signals.delivery.cli import adapter_settings, read_secret
+        from partner_signals.registry import enable_adapter, read_integration_secrets
+
+        try:
+            with get_engine().begin() as conn:
+                previous = (
+                    read_integration_secrets(
+                        conn,
+                        key=settings.master_key(),
+                        company_id=company,
+                        provider=provider,
+                        restaurant_id=restaurant,
+                    )
+                    if keep_previous
+                    else {}
+                )
+                adapter_config, sealed = adapter_settings(
+                    provider,
+                    url=url,
+                    secret=read_secret(secret),
+                    api_key=read_secret(api_key),
+                    account_sid=account_sid,
+                    auth_token=read_secret(auth_token),
+                    from_number=from_number,
+                    events=events,
+                    signals=signals,
+                    location_id=location_id,
+                    receipt_to=receipt_to,
+                    nudge_to=nudge_to,
+                    nudge_after_minutes=nudge_after_minutes,
+                    previous=previous,
+                )
+                enable_adapter(
+                    conn,
+                    key=settings.master_key(),
+                    company_id=company,
+                    adapter=provider,
+                    secrets=sealed,
+                    config=adapter_config,
+                    restaurant_id=restaurant,
+                )
+        except RegistryError as exc:
+            raise fail(str(exc)) from None
+        scope = f"restaurant {restaurant}" if restaurant else f"every restaurant of {company}"
+        rotating = len(sealed.get("secrets", [])) > 1
+        out.print(
+            f"{provider} enabled for {scope}"
+            + (f" ({len(sealed['secrets'])} signing secrets in use)" if rotating else "")
+        )
+        return
+    if provider not in PROVIDERS:
+        known = ", ".join([*PROVIDERS, *ADAPTERS])
+        raise fail(f"unknown provider or adapter {provider!r}; one of {known}")
+    if restaurant:
+        raise fail("inbound providers are enabled per company; drop --restaurant")
     secrets: dict[str, list[str]] = {}
     config: dict[str, object] = {}
     if provider == "paypal":
@@ -259,7 +367,7 @@ def _mount_optional() -> None:
     import importlib
     import importlib.util
 
-    for module in ("pipelines.cli", "api.cli"):
+    for module in ("pipelines.cli", "api.cli", "partner_signals.delivery.cli"):
         if importlib.util.find_spec(module) is not None:
             importlib.import_module(module).register(app)
 

@@ -183,3 +183,72 @@ def audit(
         ),
         {"a": actor, "act": action, "c": company_id, "d": orjson.dumps(details).decode()},
     )
+
+
+def read_integration_secrets(
+    conn: sa.Connection,
+    *,
+    key: bytes,
+    company_id: str,
+    provider: str,
+    restaurant_id: str | None = None,
+) -> dict[str, Any]:
+    """The decrypted secrets of one integration ({} when none), for rotations that keep
+    the previous secret. Callers must never print what this returns."""
+    from partner_signals.crypto import decrypt_json
+
+    blob = conn.execute(
+        sa.text(
+            "select secret_ciphertext from ops.integrations where company_id = :c "
+            "and provider = :p and coalesce(restaurant_id, '') = coalesce(:r, '')"
+        ),
+        {"c": company_id, "p": provider, "r": restaurant_id},
+    ).scalar()
+    if not blob:
+        return {}
+    return decrypt_json(
+        key, bytes(blob), context=integration_context(company_id, provider, restaurant_id)
+    )
+
+
+def enable_adapter(
+    conn: sa.Connection,
+    *,
+    key: bytes,
+    company_id: str,
+    adapter: str,
+    secrets: dict[str, Any],
+    config: dict[str, Any],
+    restaurant_id: str | None = None,
+) -> Integration:
+    """Enable a partner adapter for a company or one of its restaurants, after checking
+    the company's plan tier and the adapter's own validation of config and credentials."""
+    from partner_signals.adapters import CredentialError, check_plan, get_adapter
+
+    plan = conn.execute(
+        sa.text("select plan from ops.companies where company_id = :c"), {"c": company_id}
+    ).scalar()
+    if plan is None:
+        raise RegistryError(f"unknown company {company_id!r}: add a restaurant first")
+    if restaurant_id is not None:
+        owner = conn.execute(
+            sa.text("select company_id from ops.restaurants where restaurant_id = :r"),
+            {"r": restaurant_id},
+        ).scalar()
+        if owner != company_id:
+            raise RegistryError(f"restaurant {restaurant_id!r} is not one of {company_id!r}'s")
+    try:
+        impl = get_adapter(adapter)
+        check_plan(str(plan), adapter)
+        impl.validate(config, secrets)
+    except CredentialError as exc:
+        raise RegistryError(str(exc)) from None
+    return enable_integration(
+        conn,
+        key=key,
+        company_id=company_id,
+        provider=adapter,
+        secrets=secrets,
+        config=config,
+        restaurant_id=restaurant_id,
+    )

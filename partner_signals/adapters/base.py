@@ -1,0 +1,292 @@
+"""The adapter interface: what a partner subscribes to, how it is checked and how it is sent."""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+from uuid import UUID
+
+import httpx
+import orjson
+
+# The canonical event types (dbt_project/models/canonical/canonical_events.yml).
+CANONICAL_EVENT_TYPES: frozenset[str] = frozenset(
+    {
+        "order.created",
+        "order.item_added",
+        "order.item_fired",
+        "order.item_ready",
+        "order.item_served",
+        "order.bill_requested",
+        "order.paid",
+        "order.cancelled",
+        "table.seated",
+        "table.cleared",
+        "payment.succeeded",
+        "payment.failed",
+        "payment.refunded",
+        "delivery.status_changed",
+    }
+)
+# Signals pushed as versioned messages (type "signal.<name>").
+SIGNALS: frozenset[str] = frozenset(
+    {"order_velocity", "prep_time", "table_occupancy", "order_pacing", "time_to_pay"}
+)
+ENVELOPE_FIELDS = (
+    "id",
+    "type",
+    "schema_version",
+    "occurred_at",
+    "received_at",
+    "source",
+    "company_id",
+    "restaurant_id",
+    "order_id",
+    "data",
+)
+
+
+class CredentialError(ValueError):
+    """Configuration or credentials an adapter cannot use; the message says which field."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """One enabled integration as the worker sees it, credentials already decrypted."""
+
+    integration_id: int
+    adapter: str
+    company_id: str
+    restaurant_id: str | None
+    config: Mapping[str, Any]
+    # repr=False: a Target in a traceback or a log line must not print credentials.
+    secrets: Mapping[str, Any] = field(repr=False, default_factory=dict)
+
+    def secret_values(self) -> list[str]:
+        """Every credential string, for redacting partner answers before they are stored."""
+        values: list[str] = []
+        for value in self.secrets.values():
+            items = value if isinstance(value, list | tuple) else [value]
+            values += [str(v) for v in items if v]
+        return values
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A message an adapter wants sent for one event or signal change."""
+
+    key: str  # unique per integration; the idempotency key is "<integration_id>:<key>"
+    event_type: str
+    payload: dict[str, Any]
+    event_id: str
+    version: int = 1
+
+
+@dataclass(frozen=True)
+class Message:
+    """One outbox row handed to an adapter for an attempt."""
+
+    delivery_id: int
+    idempotency_key: str
+    event_id: str
+    event_type: str
+    version: int
+    payload: Mapping[str, Any]
+    attempt: int
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """An HTTP request, built purely so tests can look at it without a server."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    content: bytes = b""
+
+
+@dataclass(frozen=True)
+class ConnectionCheck:
+    ok: bool
+    status_code: int | None
+    detail: str
+
+
+def to_jsonable(value: Any) -> Any:
+    """Rows from PostgreSQL carry datetimes, UUIDs and Decimals; make them JSON types."""
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, Decimal):
+        return float(value) if value != value.to_integral_value() else int(value)
+    return value
+
+
+def envelope(event: Mapping[str, Any]) -> dict[str, Any]:
+    """The published canonical envelope of an event row (typed helper columns dropped)."""
+    body: dict[str, Any] = to_jsonable({name: event.get(name) for name in ENVELOPE_FIELDS})
+    if body.get("schema_version") is None:
+        body["schema_version"] = 1
+    return body
+
+
+def dumps(value: Any) -> bytes:
+    return orjson.dumps(value, default=to_jsonable)
+
+
+def basic_auth(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def require_url(config: Mapping[str, Any], name: str = "url") -> str:
+    url = config.get(name)
+    if not isinstance(url, str) or not url:
+        raise CredentialError(f"{name} is required")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise CredentialError(f"{name} must be an http(s) URL")
+    if parts.username or parts.password:
+        # Credentials in a URL end up in logs and error text; they belong in the secrets.
+        raise CredentialError(f"{name} must not carry a user or password")
+    return url
+
+
+class Adapter:
+    """A partner adapter. Subclasses set `name`, what they subscribe to and how they send.
+
+    The interface is four things: subscriptions (`plan_event` / `plan_signal` decide what
+    gets into the outbox), `validate` (credentials and config before they are stored),
+    `test_connection`, and `build_request` (one delivery attempt as an HTTP request).
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    event_types: ClassVar[frozenset[str]] = frozenset()
+    signals: ClassVar[frozenset[str]] = frozenset()
+    # Which secrets enable() must be given, for the CLI and validation messages.
+    secret_fields: ClassVar[tuple[str, ...]] = ()
+
+    # -- subscriptions -------------------------------------------------------------------
+
+    def subscribed_events(self, config: Mapping[str, Any]) -> frozenset[str]:
+        return _narrow(self.event_types, config.get("events"))
+
+    def subscribed_signals(self, config: Mapping[str, Any]) -> frozenset[str]:
+        return _narrow(self.signals, config.get("signals"))
+
+    def plan_event(self, config: Mapping[str, Any], event: Mapping[str, Any]) -> list[Planned]:
+        """The messages one canonical event becomes for this integration (often none)."""
+        if event["type"] not in self.subscribed_events(config):
+            return []
+        event_id = str(event["id"])
+        return [
+            Planned(
+                key=f"{event_id}:1",
+                event_type=str(event["type"]),
+                payload=envelope(event),
+                event_id=event_id,
+            )
+        ]
+
+    def plan_signal(
+        self,
+        config: Mapping[str, Any],
+        *,
+        company_id: str,
+        restaurant_id: str,
+        signal: str,
+        key: str,
+        value: Mapping[str, Any],
+        version: int,
+    ) -> Planned | None:
+        if signal not in self.subscribed_signals(config):
+            return None
+        event_id = f"signal:{signal}:{restaurant_id}:{key}"
+        payload = {
+            "id": f"{event_id}:v{version}",
+            "type": f"signal.{signal}",
+            "schema_version": 1,
+            "company_id": company_id,
+            "restaurant_id": restaurant_id,
+            "signal": signal,
+            "key": key,
+            "version": version,
+            # A later version of the same key replaces what the partner holds.
+            "correction": version > 1,
+            "previous_version": version - 1 if version > 1 else None,
+            "value": to_jsonable(dict(value)),
+        }
+        return Planned(
+            key=f"{event_id}:{version}",
+            event_type=f"signal.{signal}",
+            payload=payload,
+            event_id=event_id,
+            version=version,
+        )
+
+    # -- credentials ---------------------------------------------------------------------
+
+    def validate(self, config: Mapping[str, Any], secrets: Mapping[str, Any]) -> None:
+        """Raise CredentialError unless this configuration can be used."""
+        missing = [f for f in self.secret_fields if not secrets.get(f)]
+        if missing:
+            raise CredentialError(f"{self.name} needs {', '.join(missing)}")
+        for key in ("events", "signals"):
+            chosen = config.get(key)
+            allowed = self.event_types if key == "events" else self.signals
+            if chosen is not None:
+                unknown = sorted(set(chosen) - allowed)
+                if unknown:
+                    raise CredentialError(
+                        f"{self.name} cannot subscribe to {', '.join(unknown)}; "
+                        f"it offers {', '.join(sorted(allowed))}"
+                    )
+
+    # -- sending -------------------------------------------------------------------------
+
+    def build_request(self, target: Target, message: Message, *, now: float) -> Outgoing:
+        raise NotImplementedError
+
+    async def deliver(
+        self, client: httpx.AsyncClient, target: Target, message: Message, *, now: float
+    ) -> httpx.Response:
+        """Send one attempt. Exceptions are classified by the worker, not here."""
+        req = self.build_request(target, message, now=now)
+        return await client.request(req.method, req.url, headers=req.headers, content=req.content)
+
+    async def test_connection(self, client: httpx.AsyncClient, target: Target) -> ConnectionCheck:
+        """Send a harmless signed ping; a 2xx answer means URL and credentials work."""
+        ping = Message(
+            delivery_id=0,
+            idempotency_key=f"test:{target.integration_id}:{int(time.time())}",
+            event_id="test",
+            event_type="partner_signals.test",
+            version=1,
+            payload={"type": "partner_signals.test", "company_id": target.company_id},
+            attempt=1,
+        )
+        return await _check(self.deliver(client, target, ping, now=time.time()))
+
+
+def _narrow(offered: frozenset[str], chosen: Iterable[str] | None) -> frozenset[str]:
+    return offered & frozenset(chosen) if chosen is not None else offered
+
+
+async def _check(pending: Any) -> ConnectionCheck:
+    try:
+        response: httpx.Response = await pending
+    except httpx.HTTPError as exc:
+        return ConnectionCheck(False, None, type(exc).__name__)
+    ok = 200 <= response.status_code < 300
+    return ConnectionCheck(ok, response.status_code, response.reason_phrase)

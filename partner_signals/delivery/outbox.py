@@ -1,0 +1,324 @@
+"""The enqueue side: canonical events, signal changes and unpaid-bill nudges into ops.outbox."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+
+from partner_signals.adapters import ADAPTERS, Planned
+from partner_signals.adapters.messaging import (
+    DEFAULT_NUDGE_AFTER_MINUTES,
+    PHONE_FIELDS,
+    MessagingAdapter,
+)
+
+log = logging.getLogger(__name__)
+
+CANONICAL_TABLE = "canonical.canonical_events"
+INSERT_CHUNK = 5000
+# Without a loaded_at column the reader cursors on received_at and re-reads this much
+# behind it on every call: dbt appends rows whose received_at is older than ones it
+# appended before (its raw-id lookback), and re-enqueueing is harmless (idempotency key).
+RECEIVED_AT_OVERLAP = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class AdapterIntegration:
+    integration_id: int
+    adapter: str
+    company_id: str
+    restaurant_id: str | None
+    config: Mapping[str, Any]
+
+    def covers(self, restaurant_id: str | None) -> bool:
+        """Company-wide integrations take every restaurant; scoped ones only their own."""
+        return self.restaurant_id is None or self.restaurant_id == restaurant_id
+
+
+def adapter_integrations(
+    conn: sa.Connection, *, company_id: str | None = None, adapter: str | None = None
+) -> list[AdapterIntegration]:
+    """Enabled partner adapters (ops.integrations also holds inbound providers)."""
+    rows = conn.execute(
+        sa.text(
+            """
+            select integration_id, provider, company_id, restaurant_id, config
+            from ops.integrations
+            where enabled and provider = any(:adapters)
+                and (cast(:c as text) is null or company_id = :c)
+                and (cast(:a as text) is null or provider = :a)
+            order by integration_id
+            """
+        ),
+        {"adapters": sorted(ADAPTERS), "c": company_id, "a": adapter},
+    ).all()
+    return [AdapterIntegration(r[0], r[1], r[2], r[3], r[4] or {}) for r in rows]
+
+
+def _insert(conn: sa.Connection, rows: Sequence[tuple[AdapterIntegration, Planned]]) -> int:
+    """Insert planned messages; an idempotency key already present is skipped."""
+    inserted = 0
+    for start in range(0, len(rows), INSERT_CHUNK):
+        chunk = rows[start : start + INSERT_CHUNK]
+        result = conn.execute(
+            sa.text(
+                """
+                insert into ops.outbox (integration_id, adapter, company_id, restaurant_id,
+                    idempotency_key, event_id, event_type, payload, version)
+                select * from unnest(
+                    cast(:iid as bigint[]), cast(:adapter as text[]), cast(:company as text[]),
+                    cast(:restaurant as text[]), cast(:ikey as text[]), cast(:eid as text[]),
+                    cast(:etype as text[]), cast(:payload as jsonb[]), cast(:version as int[]))
+                on conflict (idempotency_key) do nothing
+                """
+            ),
+            {
+                "iid": [i.integration_id for i, _ in chunk],
+                "adapter": [i.adapter for i, _ in chunk],
+                "company": [i.company_id for i, _ in chunk],
+                "restaurant": [p.payload.get("restaurant_id") or i.restaurant_id for i, p in chunk],
+                "ikey": [f"{i.integration_id}:{p.key}" for i, p in chunk],
+                "eid": [p.event_id for _, p in chunk],
+                "etype": [p.event_type for _, p in chunk],
+                "payload": [orjson.dumps(p.payload).decode() for _, p in chunk],
+                "version": [p.version for _, p in chunk],
+            },
+        )
+        inserted += result.rowcount
+    return inserted
+
+
+def enqueue_events(conn: sa.Connection, events: Iterable[Mapping[str, Any]]) -> int:
+    """Fan canonical events out to the enabled, subscribed integrations in scope; returns
+    how many outbox rows were new. Safe to call again with the same events."""
+    by_company: dict[str, list[AdapterIntegration]] = defaultdict(list)
+    for integration in adapter_integrations(conn):
+        by_company[integration.company_id].append(integration)
+    if not by_company:
+        return 0
+    planned: list[tuple[AdapterIntegration, Planned]] = []
+    for event in events:
+        for integration in by_company.get(str(event["company_id"]), ()):
+            if integration.covers(event.get("restaurant_id")):
+                adapter = ADAPTERS[integration.adapter]
+                planned += [(integration, p) for p in adapter.plan_event(integration.config, event)]
+    return _insert(conn, planned)
+
+
+def enqueue_signal(
+    conn: sa.Connection,
+    *,
+    company_id: str,
+    restaurant_id: str,
+    signal: str,
+    key: str,
+    value: Mapping[str, Any],
+) -> int:
+    """Push a signal value to each subscribed integration if it changed since the last
+    push to it: the first value is version 1, a changed one the next version marked as a
+    correction of the previous; an unchanged value sends nothing. Returns rows enqueued."""
+    payload = orjson.dumps(dict(value)).decode()
+    planned: list[tuple[AdapterIntegration, Planned]] = []
+    for integration in adapter_integrations(conn, company_id=company_id):
+        adapter = ADAPTERS[integration.adapter]
+        if not integration.covers(restaurant_id) or signal not in adapter.subscribed_signals(
+            integration.config
+        ):
+            continue
+        # One statement decides the version, so two writers never hand out the same one;
+        # jsonb equality ignores key order, so a re-serialised equal value is unchanged.
+        version = conn.execute(
+            sa.text(
+                """
+                insert into ops.adapter_sync_state (integration_id, signal, key, version, value)
+                values (:i, :s, :k, 1, cast(:v as jsonb))
+                on conflict (integration_id, signal, key) do update
+                    set version = ops.adapter_sync_state.version + 1,
+                        value = excluded.value,
+                        updated_at = now()
+                    where ops.adapter_sync_state.value is distinct from excluded.value
+                returning version
+                """
+            ),
+            {
+                "i": integration.integration_id,
+                "s": signal,
+                "k": f"{restaurant_id}:{key}",
+                "v": payload,
+            },
+        ).scalar()
+        if version is None:
+            continue
+        message = adapter.plan_signal(
+            integration.config,
+            company_id=company_id,
+            restaurant_id=restaurant_id,
+            signal=signal,
+            key=key,
+            value=value,
+            version=int(version),
+        )
+        if message is not None:
+            planned.append((integration, message))
+    return _insert(conn, planned)
+
+
+# -- reading canonical events --------------------------------------------------------------
+
+
+def _columns(conn: sa.Connection, table: str) -> set[str] | None:
+    if conn.execute(sa.text("select to_regclass(:t)"), {"t": table}).scalar() is None:
+        return None
+    schema, _, name = table.rpartition(".")
+    rows: list[str] = list(
+        conn.execute(
+            sa.text(
+                "select column_name from information_schema.columns "
+                "where table_schema = coalesce(nullif(:s, ''), current_schema()) and table_name = :n"
+            ),
+            {"s": schema, "n": name},
+        )
+        .scalars()
+        .all()
+    )
+    return set(rows)
+
+
+def _parse_cursor(cursor: str | None) -> tuple[str, str] | None:
+    if not cursor:
+        return None
+    at, _, last_id = cursor.partition("|")
+    return at, last_id
+
+
+def enqueue_new_canonical_events(
+    engine: sa.Engine,
+    cursor: str | None,
+    *,
+    table: str = CANONICAL_TABLE,
+    batch_size: int = 5000,
+    max_events: int = 100_000,
+) -> str | None:
+    """Enqueue canonical events added since `cursor` and return the new cursor (the
+    Dagster sensor stores it). Cursor: "<loaded_at ISO>|<id>", ordered by (loaded_at, id)
+    so late events (older occurred_at) are still seen; falls back to received_at with an
+    overlap while the table has no loaded_at. No table yet: the cursor comes back as is."""
+    with engine.connect() as conn:
+        columns = _columns(conn, table)
+    if columns is None:
+        return cursor
+    column = "loaded_at" if "loaded_at" in columns else "received_at"
+    position = _parse_cursor(cursor)
+    if position is not None and column == "received_at":
+        at = datetime.fromisoformat(position[0]) - RECEIVED_AT_OVERLAP
+        position = (at.isoformat(), "")
+    seen = 0
+    while seen < max_events:
+        with engine.begin() as conn:
+            rows: list[Any] = list(
+                conn.execute(
+                    sa.text(
+                        f"""
+                        select *, {column} as cursor_at from {table}
+                        where cast(:at as timestamptz) is null
+                            or ({column}, id::text) > (cast(:at as timestamptz), :id)
+                        order by {column}, id::text
+                        limit :n
+                        """
+                    ),
+                    {
+                        "at": position[0] if position else None,
+                        "id": position[1] if position else "",
+                        "n": batch_size,
+                    },
+                )
+                .mappings()
+                .all()
+            )
+            if not rows:
+                break
+            enqueue_events(conn, rows)
+        last = rows[-1]
+        position = (last["cursor_at"].isoformat(), str(last["id"]))
+        seen += len(rows)
+        cursor = f"{position[0]}|{position[1]}"
+        if len(rows) < batch_size:
+            break
+    return cursor
+
+
+def enqueue_unpaid_bill_nudges(
+    conn: sa.Connection,
+    *,
+    now: datetime,
+    table: str = CANONICAL_TABLE,
+    window: timedelta = timedelta(hours=12),
+) -> int:
+    """Enqueue one nudge per bill requested more than the integration's threshold ago
+    and still neither paid nor cancelled, for every enabled messaging integration. Bills
+    older than `window` are left alone: nobody wants a nudge about last week's dinner."""
+    integrations = adapter_integrations(conn, adapter="messaging")
+    if not integrations or _columns(conn, table) is None:
+        return 0
+    adapter = ADAPTERS["messaging"]
+    assert isinstance(adapter, MessagingAdapter)
+    planned: list[tuple[AdapterIntegration, Planned]] = []
+    for integration in integrations:
+        minutes = float(integration.config.get("nudge_after_minutes", DEFAULT_NUDGE_AFTER_MINUTES))
+        bills = (
+            conn.execute(
+                sa.text(
+                    f"""
+                    with bills as (
+                        select distinct on (restaurant_id, order_id)
+                            id::text as event_id, company_id, restaurant_id, order_id,
+                            occurred_at as bill_requested_at, data
+                        from {table}
+                        where company_id = :c
+                            and (cast(:r as text) is null or restaurant_id = :r)
+                            and type = 'order.bill_requested'
+                            and occurred_at <= :due and occurred_at >= :oldest
+                        order by restaurant_id, order_id, occurred_at
+                    )
+                    select * from bills
+                    where not exists (
+                        select 1 from {table} settled
+                        where settled.company_id = bills.company_id
+                            and settled.restaurant_id = bills.restaurant_id
+                            and settled.order_id = bills.order_id
+                            and settled.type in ('order.paid', 'payment.succeeded',
+                                                 'order.cancelled')
+                    )
+                    """
+                ),
+                {
+                    "c": integration.company_id,
+                    "r": integration.restaurant_id,
+                    "due": now - timedelta(minutes=minutes),
+                    "oldest": now - window,
+                },
+            )
+            .mappings()
+            .all()
+        )
+        for bill in bills:
+            data = bill["data"] or {}
+            message = adapter.plan_nudge(
+                integration.config,
+                {
+                    **bill,
+                    "table_id": data.get("table_id"),
+                    "phone": next((data[f] for f in PHONE_FIELDS if data.get(f)), None),
+                    "minutes_unpaid": (now - bill["bill_requested_at"]).total_seconds() // 60,
+                },
+            )
+            if message is not None:
+                planned.append((integration, message))
+    return _insert(conn, planned)

@@ -1,0 +1,101 @@
+"""Retry schedule and failure rules: what an answer means, whose fault it is, when to retry."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Literal
+
+import httpx
+
+Kind = Literal["delivered", "retry", "failed", "gone"]
+Fault = Literal["partner", "ours"]
+
+# Answers worth retrying: the partner asked us to come back later, or broke for now.
+RETRYABLE_4XX = frozenset({408, 425, 429})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter. The defaults try 8 times over about 2.5 hours
+    (0, 5 s, 25 s, 1m45, 7m, 28m, 1h28, 2h28 from the first try, ±20%), so a partner
+    that is down for an hour is still being tried when it comes back."""
+
+    max_attempts: int = 8
+    base_seconds: float = 5.0
+    factor: float = 4.0
+    cap_seconds: float = 3600.0
+    jitter: float = 0.2
+
+    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Seconds to wait after failed attempt number `attempt` (1-based)."""
+        raw = min(self.cap_seconds, self.base_seconds * self.factor ** (attempt - 1))
+        spread = (rng or random).uniform(1 - self.jitter, 1 + self.jitter)
+        return min(self.cap_seconds, raw * spread)
+
+    def min_span_seconds(self) -> float:
+        """The shortest time between the first and the last try, jitter at its lowest."""
+        return sum(
+            min(self.cap_seconds, self.base_seconds * self.factor ** (n - 1)) * (1 - self.jitter)
+            for n in range(1, self.max_attempts)
+        )
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Retry-After as seconds from now: delta-seconds or an HTTP date; None if unusable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+@dataclass(frozen=True)
+class Verdict:
+    kind: Kind
+    fault: Fault
+    reason: str
+
+
+def judge_status(code: int) -> Verdict:
+    """The meaning of an HTTP answer. 2xx delivered; 410 the endpoint is gone for good;
+    408/425/429 and 5xx come back later; any other 4xx will not get better by repeating
+    the same request (bad payload, bad credentials, no such path), so it is dead at once."""
+    if 200 <= code < 300:
+        return Verdict("delivered", "partner", "")
+    if code == 410:
+        return Verdict("gone", "partner", "endpoint gone (410)")
+    if code in RETRYABLE_4XX or code >= 500:
+        return Verdict("retry", "partner", f"HTTP {code}")
+    if code in (401, 403):
+        return Verdict("failed", "partner", f"credentials refused (HTTP {code})")
+    if 300 <= code < 400:
+        # Redirects are not followed: a signed request must not wander to another host.
+        return Verdict("failed", "partner", f"redirect (HTTP {code}) not followed")
+    return Verdict("failed", "partner", f"HTTP {code}")
+
+
+def judge_exception(exc: BaseException) -> Verdict:
+    """Failures with no answer. The rule for fault: if the request left us and the
+    partner's side did not answer in time (refused, reset, read timeout, bad TLS), it is
+    the partner's; if it never left us whole (our pool was exhausted, the message could
+    not be serialised, credentials would not open, a bug in an adapter), it is ours."""
+    if isinstance(exc, httpx.PoolTimeout):
+        return Verdict("retry", "ours", "timed out waiting for a connection of ours")
+    if isinstance(exc, httpx.TimeoutException | TimeoutError):
+        return Verdict("retry", "partner", f"no answer in time ({type(exc).__name__})")
+    if isinstance(exc, httpx.TransportError):
+        return Verdict("retry", "partner", f"could not reach the endpoint ({type(exc).__name__})")
+    if isinstance(exc, TypeError | ValueError | KeyError):
+        # Deterministic: the same message fails the same way on every try.
+        return Verdict("failed", "ours", f"could not build the request ({type(exc).__name__})")
+    return Verdict("retry", "ours", f"unexpected error ({type(exc).__name__})")
