@@ -170,6 +170,84 @@ def landed_table(engine: sa.Engine, companies: list[str]) -> Table:
     return table
 
 
+SIGNALS_SQL = """
+with velocity as (
+    select restaurant_id, sum(orders) as orders, sum(covers) as covers, sum(net_sales) as sales,
+        max(orders) as peak_orders_15m
+    from marts.fct_order_velocity group by 1
+), prep as (
+    select restaurant_id,
+        percentile_cont(0.5) within group (order by p50_prep_seconds) as p50_prep
+    from marts.fct_item_prep_times group by 1
+), occupancy as (
+    select restaurant_id, avg(occupancy_seconds) as occupancy,
+        count(*) filter (where cleared_at is null) as occupied_now
+    from marts.fct_table_occupancy group by 1
+), pacing as (
+    select restaurant_id, avg(seated_to_first_order_seconds) as to_first_order,
+        avg(rounds) as rounds
+    from marts.fct_order_pacing group by 1
+), pay as (
+    select restaurant_id,
+        percentile_cont(0.5) within group (order by time_to_pay_seconds)
+            filter (where status = 'paid') as ttp,
+        count(*) filter (where status = 'open') as open_bills
+    from marts.fct_time_to_pay group by 1
+)
+select r.restaurant_id, v.orders, v.covers, v.sales, v.peak_orders_15m, p.p50_prep,
+    o.occupancy, o.occupied_now, c.to_first_order, c.rounds, t.ttp, t.open_bills
+from ops.restaurants r
+left join velocity v using (restaurant_id)
+left join prep p using (restaurant_id)
+left join occupancy o using (restaurant_id)
+left join pacing c using (restaurant_id)
+left join pay t using (restaurant_id)
+where r.company_id = any(:c)
+order by r.restaurant_id
+"""
+
+
+def _minutes(seconds: object) -> str:
+    return "" if seconds is None else f"{float(seconds) / 60:.1f} min"  # type: ignore[arg-type]
+
+
+def signals_table(engine: sa.Engine, companies: list[str]) -> Table:
+    table = Table(title="Signals per restaurant (yesterday and today so far)")
+    headers = (
+        "restaurant",
+        "orders",
+        "covers",
+        "net sales",
+        "peak orders/15m",
+        "median prep",
+        "mean visit",
+        "tables now",
+        "seated→order",
+        "rounds",
+        "median time-to-pay",
+        "open bills",
+    )
+    for h in headers:
+        table.add_column(h, justify="left" if h == "restaurant" else "right")
+    with engine.connect() as conn:
+        for r in conn.execute(sa.text(SIGNALS_SQL), {"c": companies}):
+            table.add_row(
+                r.restaurant_id,
+                f"{r.orders or 0:,}",
+                f"{r.covers or 0:,}",
+                f"{r.sales or 0:,.2f}",
+                str(r.peak_orders_15m or 0),
+                _minutes(r.p50_prep),
+                _minutes(r.occupancy),
+                str(r.occupied_now or 0),
+                _minutes(r.to_first_order),
+                "" if r.rounds is None else f"{float(r.rounds):.1f}",
+                _minutes(r.ttp),
+                str(r.open_bills or 0),
+            )
+    return table
+
+
 def run_demo(*, restaurants: int = 5, seed: int = 7) -> int:
     settings = get_settings()
     started = time.monotonic()
@@ -222,11 +300,11 @@ def run_demo(*, restaurants: int = 5, seed: int = 7) -> int:
 
     code = 0 if set(outcomes) <= {"accepted", "duplicate"} else 1
     if importlib.util.find_spec("pipelines.run") is not None:
-        from pipelines.run import materialize_all, print_signals
+        from pipelines.run import materialize_all
 
         console.print("[bold]4. Materializing the signals through Dagster[/bold]")
-        if not materialize_all(settings):
+        if not materialize_all(settings, console=console, log_level="WARNING"):
             code = 1
-        print_signals(settings, console=console)
+        console.print(signals_table(engine, sorted(keys)))
     console.print(f"demo finished in {time.monotonic() - started:.0f} s")
     return code

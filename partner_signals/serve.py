@@ -46,10 +46,28 @@ def run_all(
             )
         )
         print(f"partner API  http://{host}:{api_port}  (docs at /docs)")
+    procs.append(
+        (
+            "deliveries",
+            start(
+                [
+                    bin_path("partner-signals"),
+                    "deliveries",
+                    "run",
+                    "--forever",
+                    "--metrics-port",
+                    str(api_port + 1),
+                ],
+                env,
+            ),
+        )
+    )
+    print(f"deliveries   pushing the outbox continuously (metrics on :{api_port + 1})")
     if dagster and importlib.util.find_spec("pipelines.run") is not None:
-        from pipelines.run import dagster_env
+        from pipelines.instance import prepare_dagster_home
 
-        denv = {**env, **dagster_env(settings)}
+        prepare_dagster_home(settings)  # exports DAGSTER_HOME and the storage URL
+        denv = child_env(settings, {"PROMETHEUS_MULTIPROC_DIR": str(prom_dir)})
         workspace = str(Path("workspace.yaml").resolve())
         procs.append(
             (

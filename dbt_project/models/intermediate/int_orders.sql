@@ -1,0 +1,100 @@
+-- POS orders: one row per order with its milestones, its value and the table visit it
+-- belongs to (same table, opened within the visit's seating).
+{{ config(indexes=[{'columns': ['restaurant_id', 'opened_at']}, {'columns': ['visit_id']}]) }}
+
+with
+
+canonical_events as (
+
+    select * from {{ ref('canonical_events') }}
+
+),
+
+order_lines as (
+
+    select * from {{ ref('int_order_lines') }}
+
+),
+
+visits as (
+
+    select * from {{ ref('int_visits') }}
+
+),
+
+order_events as (
+
+    select * from canonical_events
+    where source = 'pos' and type like 'order.%'
+
+),
+
+milestones as (
+
+    select
+        company_id,
+        restaurant_id,
+        order_id,
+        coalesce(
+            min(occurred_at) filter (where type = 'order.created'), min(occurred_at)
+        ) as opened_at,
+        (array_agg(table_id order by type = 'order.created' desc, occurred_at, id)
+            filter (where table_id is not null))[1] as table_id,
+        (array_agg(covers order by occurred_at, id)
+            filter (where type = 'order.created' and covers is not null))[1] as covers,
+        (array_agg(channel order by occurred_at, id)
+            filter (where type = 'order.created' and channel is not null))[1] as channel,
+        min(occurred_at) filter (where type = 'order.bill_requested') as bill_requested_at,
+        min(occurred_at) filter (where type = 'order.paid') as pos_paid_at,
+        min(occurred_at) filter (where type = 'order.cancelled') as cancelled_at
+    from order_events
+    group by 1, 2, 3
+
+),
+
+line_totals as (
+
+    select
+        company_id,
+        restaurant_id,
+        order_id,
+        count(*) as lines,
+        sum(line_amount) filter (where added_at is not null) as items_amount,
+        min(fired_at) as first_fired_at
+    from order_lines
+    group by 1, 2, 3
+
+),
+
+with_visits as (
+
+    select
+        milestones.*,
+        visits.visit_id,
+        coalesce(line_totals.lines, 0) as lines,
+        line_totals.first_fired_at,
+        case
+            when milestones.cancelled_at is null then coalesce(line_totals.items_amount, 0)
+            else 0
+        end as net_sales
+    from milestones
+    left join line_totals
+        on milestones.company_id = line_totals.company_id
+        and milestones.restaurant_id = line_totals.restaurant_id
+        and milestones.order_id = line_totals.order_id
+    left join visits
+        on milestones.company_id = visits.company_id
+        and milestones.restaurant_id = visits.restaurant_id
+        and milestones.table_id = visits.table_id
+        and milestones.opened_at >= visits.seated_at
+        and milestones.opened_at < coalesce(visits.cleared_at, 'infinity'::timestamptz)
+
+),
+
+final as (
+
+    select * from with_visits
+
+)
+
+select * from final

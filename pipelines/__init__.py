@@ -1,0 +1,1 @@
+"""Dagster definitions for partner-signals: dbt models as assets, sensors, schedules, checks."""

@@ -1,0 +1,64 @@
+"""The dbt project as Dagster assets; dbt tests become asset checks."""
+# Dagster reads these annotations at definition time, so no postponed annotations here.
+
+from collections.abc import Iterator
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import dbt_assets
+
+from pipelines.project import dbt_project, ensure_manifest
+from pipelines.resources import DatabaseResource, SignalsDbtResource
+from pipelines.signals.raw import RawHighWater, read_high_water
+from pipelines.signals.translator import SignalsTranslator
+
+ensure_manifest(dbt_project)
+
+translator = SignalsTranslator()
+CANONICAL_EVENTS_KEY = dg.AssetKey(["canonical", "canonical_events"])
+# Tells concurrent runs (sensor, schedule, CLI) apart from nothing else in the instance.
+DBT_CONCURRENCY_TAG = "partner-signals/dbt"
+
+
+class DbtBuildConfig(dg.Config):
+    full_refresh: bool = False
+
+
+def dbt_build_args(*, full_refresh: bool) -> list[str]:
+    args = ["build"]
+    if full_refresh:
+        args.append("--full-refresh")
+    return args
+
+
+def with_high_water(context: dg.AssetExecutionContext, event: Any, high_water: RawHighWater) -> Any:
+    """Stamp canonical_events' materialization with the raw ids it had seen before the run."""
+    if isinstance(event, dg.Output):
+        if context.asset_key_for_output(event.output_name) == CANONICAL_EVENTS_KEY:
+            return event.with_metadata({**event.metadata, **high_water.as_metadata()})
+    elif isinstance(event, dg.AssetMaterialization) and event.asset_key == CANONICAL_EVENTS_KEY:
+        return event.with_metadata({**event.metadata, **high_water.as_metadata()})
+    return event
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    dagster_dbt_translator=translator,
+    name="signals_dbt",
+    op_tags={DBT_CONCURRENCY_TAG: "build"},
+)
+def signals_dbt(
+    context: dg.AssetExecutionContext,
+    dbt: SignalsDbtResource,
+    database: DatabaseResource,
+    config: DbtBuildConfig,
+) -> Iterator[Any]:
+    """dbt build of the selected models, their tests as checks, and their unit tests."""
+    with database.connect() as conn:
+        high_water = read_high_water(conn)
+    invocation = dbt.invoke(
+        dbt_build_args(full_refresh=config.full_refresh), database=database, context=context
+    )
+    for event in invocation.stream():
+        yield with_high_water(context, event, high_water)
