@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import importlib.util
 import secrets
 import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import sqlalchemy as sa
@@ -28,7 +30,7 @@ from partner_signals.synthetic import (
     signed_headers,
 )
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 110)
 CONCURRENCY = 32
 
 
@@ -211,41 +213,70 @@ def _minutes(seconds: object) -> str:
     return "" if seconds is None else f"{float(seconds) / 60:.1f} min"  # type: ignore[arg-type]
 
 
-def signals_table(engine: sa.Engine, companies: list[str]) -> Table:
-    table = Table(title="Signals per restaurant (yesterday and today so far)")
-    headers = (
-        "restaurant",
-        "orders",
-        "covers",
-        "net sales",
-        "peak orders/15m",
-        "median prep",
-        "mean visit",
-        "tables now",
-        "seated→order",
-        "rounds",
-        "median time-to-pay",
-        "open bills",
-    )
-    for h in headers:
-        table.add_column(h, justify="left" if h == "restaurant" else "right")
+def signals_tables(engine: sa.Engine, companies: list[str]) -> list[Table]:
+    workforce = Table(title="Workforce signals per restaurant (yesterday and today so far)")
+    crm = Table(title="CRM signals per restaurant")
+    for table, headers in (
+        (
+            workforce,
+            (
+                "restaurant",
+                "orders",
+                "covers",
+                "net sales",
+                "peak/15m",
+                "prep p50",
+                "visit",
+                "tables now",
+            ),
+        ),
+        (crm, ("restaurant", "seated→order", "rounds", "time-to-pay p50", "open bills")),
+    ):
+        for h in headers:
+            table.add_column(h, justify="left" if h == "restaurant" else "right")
     with engine.connect() as conn:
         for r in conn.execute(sa.text(SIGNALS_SQL), {"c": companies}):
-            table.add_row(
+            workforce.add_row(
                 r.restaurant_id,
                 f"{r.orders or 0:,}",
                 f"{r.covers or 0:,}",
-                f"{r.sales or 0:,.2f}",
+                f"{r.sales or 0:,.0f}",
                 str(r.peak_orders_15m or 0),
                 _minutes(r.p50_prep),
                 _minutes(r.occupancy),
                 str(r.occupied_now or 0),
+            )
+            crm.add_row(
+                r.restaurant_id,
                 _minutes(r.to_first_order),
                 "" if r.rounds is None else f"{float(r.rounds):.1f}",
                 _minutes(r.ttp),
                 str(r.open_bills or 0),
             )
-    return table
+    return [workforce, crm]
+
+
+def show_exports(engine: sa.Engine, settings: Settings, days: list[date]) -> None:
+    """Write the exported files for `days` (what the daily export asset does) and query
+    them with DuckDB, as an analyst would."""
+    from partner_signals.exports import export_day, query_exports
+
+    root = Path(settings.exports_dir)
+    written = [p for day in days for p in export_day(engine, root, day)]
+    console.print(
+        f"[bold]5. Exported files[/bold]: {len(written)} Parquet and CSV files under {root}/"
+    )
+    columns, rows = query_exports(
+        root,
+        "select restaurant_id, count(*) as bills, round(median(time_to_pay_seconds) / 60, 1) "
+        "as median_minutes_to_pay from time_to_pay where status = 'paid' group by 1 order by 1",
+    )
+    table = Table(
+        *columns, title='DuckDB over the files: partner-signals query "select ... from time_to_pay"'
+    )
+    for row in rows:
+        table.add_row(*(str(v) for v in row))
+    console.print(table)
 
 
 def run_demo(*, restaurants: int = 5, seed: int = 7) -> int:
@@ -305,6 +336,10 @@ def run_demo(*, restaurants: int = 5, seed: int = 7) -> int:
         console.print("[bold]4. Materializing the signals through Dagster[/bold]")
         if not materialize_all(settings, console=console, log_level="WARNING"):
             code = 1
-        console.print(signals_table(engine, sorted(keys)))
+        for table in signals_tables(engine, sorted(keys)):
+            console.print(table)
+        show_exports(
+            engine, settings, [today - timedelta(days=2), today - timedelta(days=1), today]
+        )
     console.print(f"demo finished in {time.monotonic() - started:.0f} s")
     return code

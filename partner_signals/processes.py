@@ -28,6 +28,8 @@ def child_env(settings: Settings, extra: Mapping[str, str] | None = None) -> dic
         env["PARTNER_SIGNALS_SECRET_KEY"] = settings.secret_key
     else:
         settings.master_key()  # make the key file before children race to make it
+    # Children find the venv's tools (dbt, dagster) even when it is not activated.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     env.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
     env.setdefault("DO_NOT_TRACK", "1")

@@ -4,6 +4,14 @@ from __future__ import annotations
 
 import dagster as dg
 
+from pipelines.deliveries.assets import (
+    deliveries_report_job,
+    deliveries_report_schedule,
+    no_dead_letters_waiting,
+    partner_deliveries,
+)
+from pipelines.deliveries.sensors import partner_outbox
+from pipelines.exports.assets import export_job, export_schedule, signal_files
 from pipelines.resources import DatabaseResource, signals_dbt_resource
 from pipelines.signals.assets import signals_dbt
 from pipelines.signals.checks import raw_events_processed
@@ -17,11 +25,16 @@ def build_definitions(
 ) -> dg.Definitions:
     """Definitions against the project's database, or the one given (tests, the CLI)."""
     return dg.Definitions(
-        assets=[signals_dbt],
-        asset_checks=[raw_events_processed],
-        jobs=[signals_job, freshness_job],
-        sensors=[raw_events_sensor],
-        schedules=[nightly_full_rebuild, freshness_every_ten_minutes],
+        assets=[signals_dbt, signal_files, partner_deliveries],
+        asset_checks=[raw_events_processed, no_dead_letters_waiting],
+        jobs=[signals_job, freshness_job, export_job, deliveries_report_job],
+        sensors=[raw_events_sensor, partner_outbox],
+        schedules=[
+            nightly_full_rebuild,
+            freshness_every_ten_minutes,
+            export_schedule,
+            deliveries_report_schedule,
+        ],
         resources={
             "database": DatabaseResource(database_url=database_url),
             "dbt": signals_dbt_resource(dbt_artifacts_dir),

@@ -1,0 +1,1 @@
+"""Pushes to partners: canonical events and signal changes moved into the outbox."""

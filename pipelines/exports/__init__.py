@@ -1,0 +1,1 @@
+"""Exported files: Parquet and CSV per restaurant and business day."""
