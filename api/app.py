@@ -48,6 +48,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             headers={"Retry-After": "30"},
         )
 
+    @app.exception_handler(psycopg.DataError)
+    async def bad_value(request: Request, exc: Exception) -> Response:
+        return ORJSONResponse({"detail": "a parameter holds a value the database refuses"}, 400)
+
     @app.exception_handler(psycopg.OperationalError)
     @app.exception_handler(psycopg_pool.PoolTimeout)
     async def database_down(request: Request, exc: Exception) -> Response:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Path, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
 
 from api.state import ApiState, Principal
 from partner_signals.ratelimit import retry_after_header
@@ -16,15 +18,33 @@ def get_state(request: Request) -> ApiState:
 
 
 State = Annotated[ApiState, Depends(get_state)]
+# The ops schema's id rule, enforced before any id reaches a query.
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+bearer = HTTPBearer(auto_error=False, description="A partner key: `Authorization: Bearer psk_...`")
 
 
-async def get_principal(request: Request, state: State) -> Principal:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+class Problem(BaseModel):
+    detail: str
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "No key, or an unknown or revoked one"},
+    403: {"model": Problem, "description": "The key lacks the scope or the restaurant"},
+    422: {"description": "A parameter breaks its format"},
+    429: {"model": Problem, "description": "Over the key's rate limit; see Retry-After"},
+    503: {"model": Problem, "description": "Database unavailable or signals not built yet"},
+}
+
+
+async def get_principal(
+    state: State, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> Principal:
+    token = credentials.credentials.strip() if credentials else ""
+    if not token:
         raise HTTPException(
             401, "send Authorization: Bearer <partner key>", {"WWW-Authenticate": "Bearer"}
         )
-    principal = await state.principal(token.strip())
+    principal = await state.principal(token)
     if principal is None:
         raise HTTPException(401, "unknown or revoked key", {"WWW-Authenticate": "Bearer"})
     wait = state.limiter.take(principal.key_id)
@@ -48,7 +68,7 @@ def require(scope: str) -> Any:
 async def allowed_restaurant(
     principal: PrincipalDep,
     state: State,
-    restaurant_id: Annotated[str, Path(max_length=64)],
+    restaurant_id: Annotated[str, Path(pattern=ID_PATTERN)],
 ) -> str:
     """The path's restaurant, if the key may see it; 403 otherwise (also when it does
     not exist, so a key cannot probe other companies' restaurant ids)."""

@@ -8,6 +8,7 @@ from typing import Any
 
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
+from psycopg.types.numeric import FloatLoader
 from psycopg_pool import AsyncConnectionPool
 
 from partner_signals.crypto import hash_api_key
@@ -28,6 +29,8 @@ class Principal:
 
 
 async def _as_reader(conn: AsyncConnection[Any]) -> None:
+    # Partners get numbers as JSON numbers, not Decimal strings.
+    conn.adapters.register_loader("numeric", FloatLoader)
     # Every connection reads through a role that cannot write, whoever logged in.
     await conn.execute(f"set role {READER_ROLE}")
     await conn.execute("set default_transaction_read_only = on")

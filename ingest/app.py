@@ -8,6 +8,7 @@ in raw.rejected_requests (truncated, without secrets).
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -23,7 +24,14 @@ from starlette.datastructures import Headers
 
 from ingest import metrics
 from ingest.directory import Directory
-from ingest.writer import GroupCommitWriter, OrderRow, RejectedRow, WebhookRow, WriterUnavailable
+from ingest.writer import (
+    GroupCommitWriter,
+    OrderRow,
+    RejectedRow,
+    UnstorableRows,
+    WebhookRow,
+    WriterUnavailable,
+)
 from partner_signals.db import libpq_url
 from partner_signals.pos import InvalidPosEvent, parse_pos_event, pos_event_schema
 from partner_signals.providers import PROVIDERS, MalformedEvent, SignatureError
@@ -37,6 +45,8 @@ SECRET_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "x-ingest-key"}
 )
 EXCERPT_BYTES = 2048
+# The ops schema's id rule: anything else cannot be a company, so it never reaches a query.
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 JSON_TYPES = frozenset({"application/json"})
 NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl"})
 
@@ -78,9 +88,14 @@ def json_response(
     return Response(orjson.dumps(content), status, headers=headers, media_type="application/json")
 
 
+def no_nul(text: str) -> str:
+    """PostgreSQL text cannot hold U+0000; what we keep of a refused request must land."""
+    return text.replace("\x00", "\ufffd")
+
+
 def safe_headers(headers: Headers) -> str:
     return orjson.dumps(
-        {k: v for k, v in headers.items() if k not in SECRET_HEADERS and "secret" not in k}
+        {k: no_nul(v) for k, v in headers.items() if k not in SECRET_HEADERS and "secret" not in k}
     ).decode()
 
 
@@ -158,13 +173,13 @@ def create_app(
         metrics.REJECTED.labels(source, str(exc.status)).inc()
         row = RejectedRow(
             received_at=received_at,
-            source=source[:32],
-            company_id=company_id[:128] if company_id else None,
-            path=request.url.path[:512],
+            source=no_nul(source[:32]),
+            company_id=no_nul(company_id[:128]) if company_id else None,
+            path=no_nul(request.url.path[:512]),
             status_code=exc.status,
-            reason=f"{exc.code}: {exc.message}"[:1000],
+            reason=no_nul(f"{exc.code}: {exc.message}"[:1000]),
             headers=safe_headers(request.headers),
-            body_excerpt=body[:EXCERPT_BYTES].decode("utf-8", "replace").replace("\x00", "\ufffd"),
+            body_excerpt=no_nul(body[:EXCERPT_BYTES].decode("utf-8", "replace")),
             body_bytes=len(body),
         )
         if exc.status != 429 and not st.rejection_log.take(source):
@@ -223,6 +238,8 @@ def create_app(
             if media_type(request.headers) not in JSON_TYPES:
                 raise Refused(415, "unsupported_media_type", "send application/json")
             body = await read_body(request, st.settings.max_body_bytes)
+            if not ID_PATTERN.match(company_id):
+                raise Refused(404, "unknown_company", f"no {provider} integration for this company")
             creds = await st.directory.credentials(company_id, provider)
             if creds is None:
                 raise Refused(404, "unknown_company", f"no {provider} integration for this company")
@@ -249,7 +266,12 @@ def create_app(
                 headers=safe_headers(request.headers),
                 body=body.decode(),
             )
-            (new,) = await st.writer.land(webhooks=[row])
+            try:
+                (new,) = await st.writer.land(webhooks=[row])
+            except UnstorableRows as exc:
+                raise Refused(
+                    400, "unstorable_event", f"PostgreSQL cannot store it: {exc}"
+                ) from None
         except Refused as exc:
             return await refuse(
                 st,
@@ -322,12 +344,15 @@ def create_app(
                 except InvalidPosEvent as exc:
                     problems.append({"line": number, "message": str(exc)})
             if problems:
-                first = (
-                    problems[0]["message"]
-                    if kind in JSON_TYPES
-                    else f"line {problems[0]['line']}: {problems[0]['message']}"
+                if kind in JSON_TYPES:
+                    raise Refused(400, "invalid_event", str(problems[0]["message"]))
+                first = problems[0]
+                raise Refused(
+                    400,
+                    "invalid_event",
+                    f"line {first['line']}: {first['message']}",
+                    problems=problems[:20],
                 )
-                raise Refused(400, "invalid_event", str(first), problems=problems[:20])
             known = await st.directory.restaurants(company_id)
             strangers = sorted({e.restaurant_id for e in events} - known)
             if strangers:
@@ -350,7 +375,12 @@ def create_app(
                 )
                 for e, line in zip(events, lines, strict=True)
             ]
-            flags = await st.writer.land(orders=rows)
+            try:
+                flags = await st.writer.land(orders=rows)
+            except UnstorableRows as exc:
+                raise Refused(
+                    400, "unstorable_event", f"PostgreSQL cannot store it: {exc}"
+                ) from None
         except Refused as exc:
             return await refuse(
                 st,
@@ -399,7 +429,13 @@ def create_app(
             return unavailable("readyz", exc)
         return json_response(200, {"status": "ready"})
 
-    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics")
+    @app.get(
+        "/metrics",
+        tags=["ops"],
+        summary="Prometheus metrics",
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+    )
     async def prometheus() -> Response:
         payload, content_type = metrics.render()
         return Response(payload, media_type=content_type)

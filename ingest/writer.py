@@ -24,6 +24,10 @@ class WriterUnavailable(Exception):
     """The database did not take the batch; nothing in it was committed (answer 503)."""
 
 
+class UnstorableRows(Exception):
+    """PostgreSQL refuses these rows' content itself; resending cannot help (answer 400)."""
+
+
 @dataclass(slots=True)
 class WebhookRow:
     source: str
@@ -214,6 +218,11 @@ class GroupCommitWriter:
                     )
                 results = await self._commit(conn, batch)
                 backoff = 0.05
+            except psycopg.DataError as exc:
+                # One request's content poisons the shared transaction: commit each request
+                # on its own, so only the bad one fails and everyone else is answered.
+                await self._commit_one_by_one(conn, batch, exc)  # type: ignore[arg-type]
+                continue
             except Exception as exc:
                 log.warning("ingest batch of %d requests not committed: %s", len(batch), exc)
                 for item in batch:
@@ -232,6 +241,25 @@ class GroupCommitWriter:
                     item.future.set_result(flags)
         if conn is not None:
             await conn.close()
+
+    async def _commit_one_by_one(
+        self, conn: psycopg.AsyncConnection[Any], batch: list[_Pending], first: Exception
+    ) -> None:
+        log.warning(
+            "a batch of %d requests was refused (%s); committing one by one", len(batch), first
+        )
+        for item in batch:
+            try:
+                (flags,) = await self._commit(conn, [item])
+            except psycopg.DataError as exc:
+                if item.future and not item.future.done():
+                    item.future.set_exception(UnstorableRows(str(exc).splitlines()[0]))
+            except Exception as exc:
+                if item.future and not item.future.done():
+                    item.future.set_exception(WriterUnavailable(str(exc)))
+            else:
+                if item.future and not item.future.done():
+                    item.future.set_result(flags)
 
     async def _commit(
         self, conn: psycopg.AsyncConnection[Any], batch: list[_Pending]

@@ -12,6 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import (
     AwareDatetime,
     BaseModel,
@@ -99,6 +100,13 @@ class InvalidPosEvent(ValueError):
 
 def parse_pos_event(raw: bytes | str) -> PosEvent:
     """Validate one JSON-encoded POS event, or raise InvalidPosEvent with a clear message."""
+    try:
+        # orjson refuses what PostgreSQL's jsonb cannot hold anywhere in the body (numbers
+        # that overflow a double, for one), which the model alone would let through in
+        # unknown fields; the raw body must stay castable for every downstream model.
+        orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidPosEvent(f"not JSON: {exc}") from None
     try:
         return PosEvent.model_validate_json(raw)
     except ValidationError as exc:

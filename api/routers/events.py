@@ -11,7 +11,7 @@ import orjson
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel
 
-from api.deps import State, require
+from api.deps import ERRORS, ID_PATTERN, State, require
 from api.state import Principal
 from partner_signals.events import CanonicalEvent, CanonicalType, canonical_event_schema
 
@@ -39,7 +39,12 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise HTTPException(400, "cursor is not one this API issued") from exc
 
 
-@router.get("/events", response_model=EventPage, summary="Canonical events, oldest first")
+@router.get(
+    "/events",
+    response_model=EventPage,
+    summary="Canonical events, oldest first",
+    responses={**ERRORS, 400: {"description": "A cursor this API did not issue"}},
+)
 async def list_events(
     state: State,
     principal: Annotated[Principal, require("read:events")],
@@ -47,7 +52,7 @@ async def list_events(
         str | None, Query(max_length=200, description="next_cursor of the previous page")
     ] = None,
     type: Annotated[list[CanonicalType] | None, Query(description="Only these types")] = None,
-    restaurant_id: Annotated[str | None, Query(max_length=64)] = None,
+    restaurant_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """Events in the order they became available. Follow next_cursor to the end; a

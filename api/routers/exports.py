@@ -11,11 +11,11 @@ from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
 
-from api.deps import State, require
+from api.deps import ERRORS, State, require
 from api.state import Principal
 from partner_signals.exports import list_exports
 
-router = APIRouter(prefix="/v1/exports", tags=["exports"])
+router = APIRouter(prefix="/v1/exports", tags=["exports"], responses=ERRORS)
 
 
 class ExportFile(BaseModel):

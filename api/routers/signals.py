@@ -9,10 +9,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
-from api.deps import RestaurantId, State, require
+from api.deps import ERRORS, RestaurantId, State, require
 from api.state import Principal
 
-router = APIRouter(prefix="/v1/restaurants/{restaurant_id}", tags=["signals"])
+router = APIRouter(
+    prefix="/v1/restaurants/{restaurant_id}",
+    tags=["signals"],
+    responses={**ERRORS, 400: {"description": "from/to/window that do not make a span"}},
+)
 
 WINDOW = re.compile(r"^(\d{1,4})([mhd])$")
 MAX_SPAN = timedelta(days=92)

@@ -470,12 +470,6 @@ XFAIL_PROBES = [
             lambda t, o: [Req("/events", pos_body(t, b'"note":1e200000'), pos_headers(t))],
             400,
         ),
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="ingest/app.py pos_events: pydantic parses 1e200000 as inf and the event lands; "
-            "raw.order_events.body::jsonb then fails ('value overflows numeric format'), "
-            "breaking stg_pos__order_events for every event",
-        ),
         id="numeric_overflow_pos",
     ),
     pytest.param(
@@ -484,11 +478,6 @@ XFAIL_PROBES = [
             "webhook to /webhooks/careem/ab%00cd",
             lambda t, o: [Req("/webhooks/careem/ab%00cd", b"{}", signed("careem", b"{}", t))],
             404,
-        ),
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="ingest/directory.py: a NUL in the company id reaches PostgreSQL, the "
-            "DataError is answered 503 (retry) instead of 404, so senders retry forever",
         ),
         id="nul_in_company_path",
     ),
@@ -559,12 +548,6 @@ def test_bad_input(
         assert all(json.loads(body)["error"]["code"] for body in bodies)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ingest/app.py refuse(): a refused request whose company path segment holds %00 "
-    "puts a NUL into raw.rejected_requests.company_id; the group commit that carries it fails "
-    "and every legitimate event sharing that commit is answered 503 (unauthenticated DoS)",
-)
 def test_nul_in_path_cannot_fail_other_requests(
     ingest_client: TestClient, engine: sa.Engine, settings: Settings, ids: str
 ) -> None:

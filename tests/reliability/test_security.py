@@ -184,11 +184,6 @@ def test_partner_key_of_a_cannot_read_b_anywhere(
     assert not leaks, leaks
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="api/routers: a NUL (%00) in restaurant_id reaches psycopg, whose DataError is "
-    "not handled, so the partner API answers 500 instead of 4xx",
-)
 def test_nul_in_partner_parameters(settings: Settings, engine: sa.Engine, ids: str) -> None:
     a = make_company(engine, f"nul-{ids}")
     with TestClient(create_api(settings), raise_server_exceptions=False) as client:
