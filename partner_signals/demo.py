@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 import importlib.util
 import secrets
+import sys
 import time
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
