@@ -8,7 +8,7 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDERS = {"", "changeme", "change-me", "secret", "placeholder", "xxx", "todo"}
@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     rejections_recorded_per_second: float = 50.0
     # How long cached company secrets and ingest keys are trusted before re-reading.
     auth_cache_seconds: float = 10.0
+    # Unset: data_dir/exports.
     exports_dir: Path = Path(".data/exports")
     # Partner API: per-key token bucket (requests per second, burst size).
     api_rate_per_second: float = 50.0
@@ -58,6 +59,12 @@ class Settings(BaseSettings):
         if len(raw) != 32:
             raise ValueError("PARTNER_SIGNALS_SECRET_KEY must decode to 32 bytes (AES-256)")
         return value
+
+    @model_validator(mode="after")
+    def _exports_under_data_dir(self) -> Settings:
+        if "exports_dir" not in self.model_fields_set:
+            self.exports_dir = self.data_dir / "exports"
+        return self
 
     def master_key(self) -> bytes:
         """The 32-byte key that encrypts credentials; made once under data_dir when unset."""
