@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import logging
 import random
 import re
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -127,17 +125,8 @@ def redact(text: str, secrets: list[str], limit: int) -> str:
     return text[:limit]
 
 
-def _cache_missing_sniffio() -> None:
-    # httpcore runs `import sniffio` for every lock it makes; when sniffio is not
-    # installed, each failed import searches sys.path again (a quarter of the CPU of a
-    # push at 1,000/s). A None entry makes the failure cached; only done when it is absent.
-    if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
-        sys.modules["sniffio"] = None  # type: ignore[assignment]
-
-
 def make_client(options: WorkerOptions) -> httpx.AsyncClient:
     """One client for every partner: keep-alive connections, no redirects followed."""
-    _cache_missing_sniffio()
     return httpx.AsyncClient(
         timeout=httpx.Timeout(options.timeout, connect=min(options.timeout, 5.0)),
         limits=httpx.Limits(
