@@ -19,6 +19,9 @@ EVENTS = Counter(
     "Inbound events by source and outcome (new, duplicate)",
     ["source", "outcome"],
 )
+# The hottest label pair, bound once.
+POS_ACCEPTED = EVENTS.labels("pos", "accepted")
+POS_DUPLICATE = EVENTS.labels("pos", "duplicate")
 REJECTED = Counter(
     "partner_signals_ingest_rejected_total",
     "Refused requests by source and HTTP status",

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 import psycopg
 
 log = logging.getLogger(__name__)
@@ -73,66 +74,48 @@ class _Pending:
     future: asyncio.Future[list[bool]] | None = None
 
 
-INSERT_WEBHOOKS = """
-insert into raw.webhook_events
-    (source, company_id, event_id, event_type, received_at, headers, body)
-select * from unnest(
-    %s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::jsonb[], %s::text[]
+# One statement per batch: one round trip and one commit, whatever mix of rows it holds.
+# Rows travel as one JSON document (orjson, in C) rather than as typed arrays, which
+# psycopg would build value by value in Python.
+LAND_BATCH = """
+with webhooks as (
+    insert into raw.webhook_events
+        (source, company_id, event_id, event_type, received_at, headers, body)
+    select source, company_id, event_id, event_type, received_at, headers::jsonb, body
+    from json_to_recordset(%(webhooks)s::json) as r(
+        source text, company_id text, event_id text, event_type text,
+        received_at timestamptz, headers text, body text
+    )
+    on conflict on constraint webhook_events_dedup do nothing
+    returning 'w' as kind, source, company_id, event_id
+),
+orders as (
+    insert into raw.order_events
+        (source, company_id, restaurant_id, event_id, event_type, occurred_at,
+         received_at, headers, body)
+    select source, company_id, restaurant_id, event_id, event_type, occurred_at,
+        received_at, headers::jsonb, body
+    from json_to_recordset(%(orders)s::json) as r(
+        source text, company_id text, restaurant_id text, event_id text, event_type text,
+        occurred_at timestamptz, received_at timestamptz, headers text, body text
+    )
+    on conflict on constraint order_events_dedup do nothing
+    returning 'o' as kind, source, company_id, event_id
+),
+rejected as (
+    insert into raw.rejected_requests
+        (received_at, source, company_id, path, status_code, reason, headers,
+         body_excerpt, body_bytes)
+    select received_at, source, company_id, path, status_code, reason, headers::jsonb,
+        body_excerpt, body_bytes
+    from json_to_recordset(%(rejected)s::json) as r(
+        received_at timestamptz, source text, company_id text, path text,
+        status_code integer, reason text, headers text, body_excerpt text,
+        body_bytes integer
+    )
 )
-on conflict on constraint webhook_events_dedup do nothing
-returning source, company_id, event_id
+select * from webhooks union all select * from orders
 """
-
-INSERT_ORDERS = """
-insert into raw.order_events
-    (source, company_id, restaurant_id, event_id, event_type, occurred_at, received_at,
-     headers, body)
-select * from unnest(
-    %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[],
-    %s::timestamptz[], %s::jsonb[], %s::text[]
-)
-on conflict on constraint order_events_dedup do nothing
-returning source, company_id, event_id
-"""
-
-INSERT_REJECTED = """
-insert into raw.rejected_requests
-    (received_at, source, company_id, path, status_code, reason, headers, body_excerpt,
-     body_bytes)
-select * from unnest(
-    %s::timestamptz[], %s::text[], %s::text[], %s::text[], %s::int[], %s::text[],
-    %s::jsonb[], %s::text[], %s::int[]
-)
-"""
-
-
-def _columns(rows: list[Any], names: tuple[str, ...]) -> list[list[Any]]:
-    return [[getattr(r, n) for r in rows] for n in names]
-
-
-WEBHOOK_COLS = ("source", "company_id", "event_id", "event_type", "received_at", "headers", "body")
-ORDER_COLS = (
-    "source",
-    "company_id",
-    "restaurant_id",
-    "event_id",
-    "event_type",
-    "occurred_at",
-    "received_at",
-    "headers",
-    "body",
-)
-REJECTED_COLS = (
-    "received_at",
-    "source",
-    "company_id",
-    "path",
-    "status_code",
-    "reason",
-    "headers",
-    "body_excerpt",
-    "body_bytes",
-)
 
 
 class GroupCommitWriter:
@@ -185,7 +168,9 @@ class GroupCommitWriter:
         self._queue.append(_Pending(webhooks or [], orders or [], rejected or [], future))
         self._wakeup.set()
         try:
-            return await asyncio.wait_for(asyncio.shield(future), self.timeout)
+            # asyncio.timeout adds no task per request, unlike wait_for.
+            async with asyncio.timeout(self.timeout):
+                return await future
         except TimeoutError as exc:
             # The commit may still happen; the sender retries and gets "duplicate".
             raise WriterUnavailable("database did not commit in time") from exc
@@ -213,8 +198,12 @@ class GroupCommitWriter:
                 continue
             try:
                 if conn is None or conn.closed:
+                    # Autocommit: the one statement of a batch is its own transaction.
                     conn = await psycopg.AsyncConnection.connect(
-                        self.conninfo, connect_timeout=3, application_name=f"ingest-writer-{index}"
+                        self.conninfo,
+                        autocommit=True,
+                        connect_timeout=3,
+                        application_name=f"ingest-writer-{index}",
                     )
                 results = await self._commit(conn, batch)
                 backoff = 0.05
@@ -267,18 +256,18 @@ class GroupCommitWriter:
         webhooks = [r for item in batch for r in item.webhooks]
         orders = [r for item in batch for r in item.orders]
         rejected = [r for item in batch for r in item.rejected]
-        new_webhooks: set[tuple[str, str, str]] = set()
-        new_orders: set[tuple[str, str, str]] = set()
         started = time.perf_counter()
-        async with conn.transaction():
-            if webhooks:
-                cur = await conn.execute(INSERT_WEBHOOKS, _columns(webhooks, WEBHOOK_COLS))
-                new_webhooks = {tuple(r) for r in await cur.fetchall()}
-            if orders:
-                cur = await conn.execute(INSERT_ORDERS, _columns(orders, ORDER_COLS))
-                new_orders = {tuple(r) for r in await cur.fetchall()}
-            if rejected:
-                await conn.execute(INSERT_REJECTED, _columns(rejected, REJECTED_COLS))
+        cur = await conn.execute(
+            LAND_BATCH,
+            {
+                "webhooks": orjson.dumps(webhooks).decode(),
+                "orders": orjson.dumps(orders).decode(),
+                "rejected": orjson.dumps(rejected).decode(),
+            },
+        )
+        landed = await cur.fetchall()
+        new_webhooks = {(r[1], r[2], r[3]) for r in landed if r[0] == "w"}
+        new_orders = {(r[1], r[2], r[3]) for r in landed if r[0] == "o"}
         self.batches += 1
         self.rows += len(webhooks) + len(orders) + len(rejected)
         observe_batch(len(webhooks) + len(orders) + len(rejected), time.perf_counter() - started)

@@ -1,0 +1,332 @@
+"""The two things ingest does, free of any web framework: land a webhook, land POS events.
+
+Each takes the lower-cased request headers and a body reader and returns an `Answer`;
+the ASGI front door (`ingest.app`) calls them straight from the socket for speed, and
+the documented FastAPI routes call the same functions.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import psycopg
+
+from ingest import metrics
+from ingest.directory import Directory
+from ingest.writer import (
+    GroupCommitWriter,
+    OrderRow,
+    RejectedRow,
+    UnstorableRows,
+    WebhookRow,
+    WriterUnavailable,
+)
+from partner_signals.pos import InvalidPosEvent, parse_pos_event
+from partner_signals.providers import PROVIDERS, MalformedEvent, SignatureError
+from partner_signals.ratelimit import RateLimiter, retry_after_header
+from partner_signals.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Never stored, whichever provider sent them.
+SECRET_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "x-ingest-key"}
+)
+EXCERPT_BYTES = 2048
+JSON_TYPES = frozenset({"application/json"})
+NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl"})
+# The ops schema's id rule: anything else cannot be a company, so it never reaches a query.
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+
+BodyReader = Callable[[int], Awaitable[bytes]]
+
+
+class Refused(Exception):
+    """A request we answer with an error instead of landing it."""
+
+    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.extra = extra
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def answer(status: int, content: dict[str, Any], headers: dict[str, str] | None = None) -> Answer:
+    return Answer(status, orjson.dumps(content), headers or {})
+
+
+@dataclass
+class IngestState:
+    settings: Settings
+    writer: GroupCommitWriter
+    directory: Directory
+    clock: Callable[[], float]
+    limiter: RateLimiter
+    rejection_log: RateLimiter
+
+    def check_rate(self, company_id: str, source: str) -> None:
+        wait = self.limiter.take((company_id, source))
+        if wait:
+            raise Refused(
+                429,
+                "rate_limited",
+                "too many requests for this company and source",
+                retry_after=retry_after_header(wait),
+            )
+
+
+def no_nul(text: str) -> str:
+    """PostgreSQL text cannot hold U+0000; what we keep of a refused request must land."""
+    return text.replace("\x00", "\ufffd")
+
+
+def safe_headers(headers: Mapping[str, str]) -> str:
+    return orjson.dumps(
+        {k: no_nul(v) for k, v in headers.items() if k not in SECRET_HEADERS and "secret" not in k}
+    ).decode()
+
+
+def media_type(headers: Mapping[str, str]) -> str:
+    return headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def check_storable(body: bytes) -> None:
+    # PostgreSQL's jsonb cannot hold U+0000; refusing it here keeps one bad event from
+    # breaking every downstream model that parses the raw body.
+    if b"\\u0000" in body:
+        raise Refused(400, "unstorable_json", "JSON strings must not contain \\u0000")
+
+
+async def refuse(
+    st: IngestState,
+    exc: Refused,
+    *,
+    path: str,
+    headers: Mapping[str, str],
+    source: str,
+    company_id: str | None,
+    body: bytes,
+    received_at: datetime,
+) -> Answer:
+    """Answer the refusal and keep a trace of it in raw.rejected_requests (at a capped
+    rate per source, so a flood of bad requests cannot become a flood of writes)."""
+    metrics.REJECTED.labels(source, str(exc.status)).inc()
+    if exc.status != 429 and not st.rejection_log.take(source):
+        row = RejectedRow(
+            received_at=received_at,
+            source=no_nul(source[:32]),
+            company_id=no_nul(company_id[:128]) if company_id else None,
+            path=no_nul(path[:512]),
+            status_code=exc.status,
+            reason=no_nul(f"{exc.code}: {exc.message}"[:1000]),
+            headers=safe_headers(headers),
+            body_excerpt=no_nul(body[:EXCERPT_BYTES].decode("utf-8", "replace")),
+            body_bytes=len(body),
+        )
+        try:
+            await st.writer.land(rejected=[row])
+        except WriterUnavailable:
+            log.warning("could not record a refused request (%s)", exc.code)
+    else:
+        metrics.REJECTIONS_NOT_RECORDED.labels(source).inc()
+    extra = dict(exc.extra)
+    retry_after = extra.pop("retry_after", None)
+    return answer(
+        exc.status,
+        {"error": {"code": exc.code, "message": exc.message, **extra}},
+        {"retry-after": retry_after} if retry_after else None,
+    )
+
+
+def unavailable(source: str, exc: Exception) -> Answer:
+    metrics.UNAVAILABLE.labels(source).inc()
+    log.warning("answering 503: %s", exc)
+    return answer(
+        503,
+        {"error": {"code": "unavailable", "message": "events not committed; retry"}},
+        {"retry-after": "1"},
+    )
+
+
+async def land_or_refuse(st: IngestState, **rows: Any) -> list[bool]:
+    try:
+        return await st.writer.land(**rows)
+    except UnstorableRows as exc:
+        raise Refused(400, "unstorable_event", f"PostgreSQL cannot store it: {exc}") from None
+
+
+async def handle_webhook(
+    st: IngestState,
+    *,
+    provider: str,
+    company_id: str,
+    path: str,
+    headers: Mapping[str, str],
+    read_body: BodyReader,
+) -> Answer:
+    received_at = datetime.now(UTC)
+    body = b""
+    source = provider if provider in PROVIDERS else "unknown"
+    try:
+        handler = PROVIDERS.get(provider)
+        if handler is None:
+            raise Refused(404, "unknown_provider", f"no provider named {provider[:40]!r}")
+        if media_type(headers) not in JSON_TYPES:
+            raise Refused(415, "unsupported_media_type", "send application/json")
+        body = await read_body(st.settings.max_body_bytes)
+        if not ID_PATTERN.match(company_id):
+            raise Refused(404, "unknown_company", f"no {provider} integration for this company")
+        creds = await st.directory.credentials(company_id, provider)
+        if creds is None:
+            raise Refused(404, "unknown_company", f"no {provider} integration for this company")
+        try:
+            handler.verify(body, headers, creds, st.clock())
+        except SignatureError as exc:
+            raise Refused(401, "invalid_signature", str(exc)) from None
+        st.check_rate(company_id, provider)
+        check_storable(body)
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise Refused(400, "malformed_json", f"body is not JSON: {exc}") from None
+        try:
+            event_id, event_type = handler.identify(payload, headers)
+        except MalformedEvent as exc:
+            raise Refused(400, "malformed_event", str(exc)) from None
+        row = WebhookRow(
+            source=provider,
+            company_id=company_id,
+            event_id=event_id,
+            event_type=event_type,
+            received_at=received_at,
+            headers=safe_headers(headers),
+            body=body.decode(),
+        )
+        (new,) = await land_or_refuse(st, webhooks=[row])
+    except Refused as exc:
+        return await refuse(
+            st,
+            exc,
+            path=path,
+            headers=headers,
+            source=source,
+            company_id=company_id,
+            body=body,
+            received_at=received_at,
+        )
+    except (WriterUnavailable, psycopg.Error, OSError) as exc:
+        return unavailable(source, exc)
+    outcome = "accepted" if new else "duplicate"
+    metrics.EVENTS.labels(provider, outcome).inc()
+    return answer(200, {"status": outcome, "event_id": event_id})
+
+
+async def handle_pos(
+    st: IngestState, *, path: str, headers: Mapping[str, str], read_body: BodyReader
+) -> Answer:
+    received_at = datetime.now(UTC)
+    body = b""
+    company_id: str | None = None
+    try:
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Refused(401, "missing_key", "send Authorization: Bearer <ingest key>")
+        company_id = await st.directory.company_for_key(token.strip())
+        if company_id is None:
+            raise Refused(401, "invalid_key", "unknown or revoked ingest key")
+        st.check_rate(company_id, "pos")
+        kind = media_type(headers)
+        if kind not in JSON_TYPES and kind not in NDJSON_TYPES:
+            raise Refused(
+                415, "unsupported_media_type", "send application/json or application/x-ndjson"
+            )
+        body = await read_body(st.settings.max_body_bytes)
+        check_storable(body)
+        single = kind in JSON_TYPES
+        lines = [body] if single else [ln for ln in body.split(b"\n") if ln.strip()]
+        if not lines:
+            raise Refused(400, "empty_batch", "no events in the body")
+        events = []
+        problems = []
+        for number, line in enumerate(lines, 1):
+            try:
+                events.append(parse_pos_event(line))
+            except InvalidPosEvent as exc:
+                problems.append({"line": number, "message": str(exc)})
+        if problems:
+            if single:
+                raise Refused(400, "invalid_event", str(problems[0]["message"]))
+            first = problems[0]
+            raise Refused(
+                400,
+                "invalid_event",
+                f"line {first['line']}: {first['message']}",
+                problems=problems[:20],
+            )
+        known = await st.directory.restaurants(company_id)
+        strangers = sorted({e.restaurant_id for e in events} - known)
+        if strangers:
+            raise Refused(
+                422,
+                "unknown_restaurant",
+                f"not a restaurant of this company: {strangers[0][:64]!r}",
+            )
+        kept_headers = safe_headers(headers)
+        rows = [
+            OrderRow(
+                company_id=company_id,
+                restaurant_id=e.restaurant_id,
+                event_id=e.event_id,
+                event_type=e.type,
+                occurred_at=e.occurred_at,
+                received_at=received_at,
+                headers=kept_headers,
+                body=line.decode(),
+            )
+            for e, line in zip(events, lines, strict=True)
+        ]
+        flags = await land_or_refuse(st, orders=rows)
+    except Refused as exc:
+        return await refuse(
+            st,
+            exc,
+            path=path,
+            headers=headers,
+            source="pos",
+            company_id=company_id,
+            body=body,
+            received_at=received_at,
+        )
+    except (WriterUnavailable, psycopg.Error, OSError) as exc:
+        return unavailable("pos", exc)
+    accepted = sum(flags)
+    if accepted:
+        metrics.POS_ACCEPTED.inc(accepted)
+    if accepted < len(flags):
+        metrics.POS_DUPLICATE.inc(len(flags) - accepted)
+    if single:
+        status = "accepted" if flags[0] else "duplicate"
+        return answer(200, {"status": status, "event_id": rows[0].event_id})
+    return answer(
+        200,
+        {
+            "received": len(flags),
+            "accepted": accepted,
+            "duplicates": len(flags) - accepted,
+            "duplicate_event_ids": [r.event_id for r, f in zip(rows, flags, strict=True) if not f],
+        },
+    )
