@@ -9,7 +9,6 @@ and ignored downstream. The JSON Schema published for senders is generated from
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -45,7 +44,8 @@ KNOWN_TYPES = ORDER_TYPES | TABLE_TYPES
 
 
 class PosEventData(BaseModel):
-    """Type-specific fields; which are required depends on the event type."""
+    """Type-specific fields; which are required depends on the event type. Numbers are
+    checked as floats (fast); the verbatim body keeps their exact decimal text."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -54,9 +54,9 @@ class PosEventData(BaseModel):
     line_id: Id | None = None
     item_id: Id | None = None
     item_name: Annotated[str, StringConstraints(max_length=256)] | None = None
-    quantity: Annotated[Decimal, Field(gt=0, le=10_000)] | None = None
-    unit_price: Annotated[Decimal, Field(ge=0)] | None = None
-    amount: Annotated[Decimal, Field(ge=0)] | None = None
+    quantity: Annotated[float, Field(gt=0, le=10_000, allow_inf_nan=False)] | None = None
+    unit_price: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    amount: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{3}$")] | None = None
     payment_ref: Annotated[str, StringConstraints(max_length=256)] | None = None
 
@@ -104,11 +104,13 @@ def parse_pos_event(raw: bytes | str) -> PosEvent:
         # orjson refuses what PostgreSQL's jsonb cannot hold anywhere in the body (numbers
         # that overflow a double, for one), which the model alone would let through in
         # unknown fields; the raw body must stay castable for every downstream model.
-        orjson.loads(raw)
+        document = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidPosEvent(f"not JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise InvalidPosEvent("an event is a JSON object")
     try:
-        return PosEvent.model_validate_json(raw)
+        return PosEvent.model_validate(document)
     except ValidationError as exc:
         raise InvalidPosEvent(describe(exc)) from None
 
