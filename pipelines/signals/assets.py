@@ -24,10 +24,14 @@ class DbtBuildConfig(dg.Config):
     full_refresh: bool = False
 
 
-def dbt_build_args(*, full_refresh: bool) -> list[str]:
+def dbt_build_args(*, full_refresh: bool, with_tests: bool = True) -> list[str]:
+    """`dbt build`; without tests (the sensor's runs select no checks) unit tests are
+    left out too, as dbt would otherwise run them for every selected model."""
     args = ["build"]
     if full_refresh:
         args.append("--full-refresh")
+    if not with_tests:
+        args += ["--exclude-resource-type", "unit_test"]
     return args
 
 
@@ -57,8 +61,11 @@ def signals_dbt(
     """dbt build of the selected models, their tests as checks, and their unit tests."""
     with database.connect() as conn:
         high_water = read_high_water(conn)
+    with_tests = bool(context.selected_asset_check_keys)
     invocation = dbt.invoke(
-        dbt_build_args(full_refresh=config.full_refresh), database=database, context=context
+        dbt_build_args(full_refresh=config.full_refresh, with_tests=with_tests),
+        database=database,
+        context=context,
     )
     for event in invocation.stream():
         yield with_high_water(context, event, high_water)

@@ -33,8 +33,8 @@ RUNNING_CLOCKS = {
     "fct_time_to_pay": ("time_to_pay_seconds", "status = 'open'"),
     "fct_table_occupancy": ("occupancy_seconds", "status = 'occupied'"),
 }
-# Landing bookkeeping, different by design when events arrive differently.
-LANDING_COLUMNS = {"raw_id", "received_at"}
+# Landing bookkeeping, different by design when events arrive (or are loaded) differently.
+LANDING_COLUMNS = {"raw_id", "received_at", "loaded_at"}
 
 
 def run_dbt(url: str, args: list[str], artifacts_dir: Path) -> None:

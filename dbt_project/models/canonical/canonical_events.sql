@@ -1,29 +1,31 @@
 -- Every source in one versioned envelope. Incremental: each run reads the raw rows above
 -- the watermark (less a lookback, see canonical_lookback_ids) and appends the events not
--- already here. Raw rows never change, so an event, once written, is final; marts are
--- rebuilt from this table, which makes them independent of arrival order.
+-- already here, stamped with the run's transaction time (loaded_at). Raw rows never
+-- change, so an event, once written, is final; marts are computed from this table
+-- ordered by occurred_at, which makes them independent of arrival order. A full refresh
+-- keeps the loaded_at of every event the previous table had (see previous_canonical_events).
+{#- Readers page by (loaded_at, id::text): the API per company, the outbox overall. -#}
 {{
     config(
         materialized='incremental',
         incremental_strategy='append',
         on_schema_change='append_new_columns',
+        post_hook="{{ analyze_if_new() }}",
         indexes=[
             {'columns': ['raw_table', 'raw_id']},
             {'columns': ['restaurant_id', 'occurred_at']},
             {'columns': ['company_id', 'received_at']},
+            {'columns': ['restaurant_id', 'order_id']},
+            {'columns': ['restaurant_id', 'table_id', 'occurred_at']},
+            {'columns': ['company_id', 'loaded_at', '(id::text)']},
+            {'columns': ['loaded_at', '(id::text)']},
         ],
     )
 }}
 
-{%- set staging_models = [
-    'stg_pos__order_events',
-    'stg_stripe__payment_events',
-    'stg_paypal__payment_events',
-    'stg_careem__order_events',
-    'stg_talabat__order_events',
-    'stg_deliveroo__order_events',
-    'stg_jahez__order_events',
-] %}
+{%- set staging_models = canonical_staging_models() %}
+
+{%- set previous = previous_canonical_events() if not is_incremental() else none %}
 
 {%- set watermarks = {'order_events': 0, 'webhook_events': 0} %}
 {%- if is_incremental() and execute %}
@@ -61,47 +63,10 @@ unioned as (
 
 ),
 
-usable as (
-
-    -- Only events the signals understand, about a known restaurant.
-    select * from unioned
-    where event_type is not null
-        and restaurant_id is not null
-        and (event_type not like 'order.%' or order_id is not null)
-        and (event_type not like 'table.%' or table_id is not null)
-
-),
-
 enveloped as (
 
-    select
-        md5(source || ':' || company_id || ':' || event_id)::uuid as id,
-        event_type as type,
-        1 as schema_version,
-        occurred_at,
-        received_at,
-        source,
-        company_id,
-        restaurant_id,
-        order_id,
-        data,
-        event_id,
-        provider_event_type,
-        table_id,
-        covers,
-        channel,
-        line_id,
-        item_id,
-        item_name,
-        quantity,
-        unit_price,
-        amount,
-        currency,
-        payment_ref,
-        delivery_status,
-        raw_table,
-        raw_id
-    from usable
+    -- Only events the signals understand, about a known restaurant.
+    {{ canonical_envelope('unioned') | indent(4) }}
 
 ),
 
@@ -116,7 +81,17 @@ deduplicated as (
 
 final as (
 
-    select * from deduplicated
+    select
+        deduplicated.*,
+        {%- if previous %}
+        coalesce(previous.loaded_at, now()) as loaded_at
+        {%- else %}
+        now() as loaded_at
+        {%- endif %}
+    from deduplicated
+    {%- if previous %}
+    left join {{ previous }} as previous on deduplicated.id = previous.id
+    {%- endif %}
     {%- if is_incremental() %}
     where not exists (select 1 from {{ this }} as existing where existing.id = deduplicated.id)
     {%- endif %}

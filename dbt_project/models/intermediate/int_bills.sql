@@ -1,19 +1,41 @@
 -- Bills: one row per POS order whose bill was requested, with its first successful
 -- payment from any source (POS order.paid, Stripe or PayPal matched by restaurant and
 -- order id). The earliest payment wins, so a repeated payment changes nothing.
-{{ config(indexes=[{'columns': ['restaurant_id', 'bill_requested_at']}]) }}
+-- Incremental: the orders with events in scope are recomputed whole (incremental_scope).
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns',
+        unique_key=['company_id', 'restaurant_id', 'order_id'],
+        indexes=[
+            {'columns': ['restaurant_id', 'bill_requested_at']},
+            {'columns': ['company_id', 'restaurant_id', 'order_id']},
+        ],
+        pre_hook="{{ stage_scope() }}",
+        post_hook=["{{ analyze_if_new() }}", "{{ record_watermark() }}"],
+    )
+}}
+
+{%- set scope = incremental_scope() %}
 
 with
 
 canonical_events as (
 
     select * from {{ ref('canonical_events') }}
+    {%- if scope is not none %}
+    where (company_id, restaurant_id, order_id) in {{ scoped_orders(scope) }}
+    {%- endif %}
 
 ),
 
 orders as (
 
     select * from {{ ref('int_orders') }}
+    {%- if scope is not none %}
+    where (company_id, restaurant_id, order_id) in {{ scoped_orders(scope) }}
+    {%- endif %}
 
 ),
 

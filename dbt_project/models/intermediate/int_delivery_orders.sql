@@ -1,10 +1,31 @@
 -- Delivery-platform orders: one row per platform order with when it was received, its
 -- total and its latest status.
+-- Incremental: the orders with events in scope are recomputed whole (incremental_scope).
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns',
+        unique_key=['company_id', 'restaurant_id', 'source', 'order_id'],
+        indexes=[
+            {'columns': ['restaurant_id', 'received_at']},
+            {'columns': ['company_id', 'restaurant_id', 'order_id']},
+        ],
+        pre_hook="{{ stage_scope() }}",
+        post_hook=["{{ analyze_if_new() }}", "{{ record_watermark() }}"],
+    )
+}}
+
+{%- set scope = incremental_scope() %}
+
 with
 
 canonical_events as (
 
     select * from {{ ref('canonical_events') }}
+    {%- if scope is not none %}
+    where (company_id, restaurant_id, order_id) in {{ scoped_orders(scope) }}
+    {%- endif %}
 
 ),
 

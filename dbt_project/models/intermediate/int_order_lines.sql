@@ -1,12 +1,32 @@
 -- POS order lines: one row per (order, line) with the first time each item step happened.
 -- Item attributes come from the line's earliest event that carries them.
-{{ config(indexes=[{'columns': ['restaurant_id', 'item_id']}]) }}
+-- Incremental: the orders with events in scope are recomputed whole (incremental_scope).
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns',
+        unique_key=['company_id', 'restaurant_id', 'order_id'],
+        indexes=[
+            {'columns': ['restaurant_id', 'item_id']},
+            {'columns': ['restaurant_id', 'fired_at']},
+            {'columns': ['company_id', 'restaurant_id', 'order_id']},
+        ],
+        pre_hook="{{ stage_scope() }}",
+        post_hook=["{{ analyze_if_new() }}", "{{ record_watermark() }}"],
+    )
+}}
+
+{%- set scope = incremental_scope() %}
 
 with
 
 canonical_events as (
 
     select * from {{ ref('canonical_events') }}
+    {%- if scope is not none %}
+    where (company_id, restaurant_id, order_id) in {{ scoped_orders(scope) }}
+    {%- endif %}
 
 ),
 

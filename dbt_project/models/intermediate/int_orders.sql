@@ -1,18 +1,42 @@
 -- POS orders: one row per order with its milestones, its value and the table visit it
 -- belongs to (same table, opened within the visit's seating).
-{{ config(indexes=[{'columns': ['restaurant_id', 'opened_at']}, {'columns': ['visit_id']}]) }}
+-- Incremental: the orders with events in scope are recomputed whole (incremental_scope);
+-- the visits they can belong to were recomputed by int_visits just before.
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns',
+        unique_key=['company_id', 'restaurant_id', 'order_id'],
+        indexes=[
+            {'columns': ['restaurant_id', 'opened_at']},
+            {'columns': ['visit_id']},
+            {'columns': ['company_id', 'restaurant_id', 'order_id']},
+        ],
+        pre_hook="{{ stage_scope() }}",
+        post_hook=["{{ analyze_if_new() }}", "{{ record_watermark() }}"],
+    )
+}}
+
+{%- set scope = incremental_scope() %}
 
 with
 
 canonical_events as (
 
     select * from {{ ref('canonical_events') }}
+    {%- if scope is not none %}
+    where (company_id, restaurant_id, order_id) in {{ scoped_orders(scope) }}
+    {%- endif %}
 
 ),
 
 order_lines as (
 
     select * from {{ ref('int_order_lines') }}
+    {%- if scope is not none %}
+    where (company_id, restaurant_id, order_id) in {{ scoped_orders(scope) }}
+    {%- endif %}
 
 ),
 

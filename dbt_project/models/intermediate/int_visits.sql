@@ -2,13 +2,40 @@
 -- it, or, if the table is seated again first, at that next seating. Ordered by
 -- occurred_at (then clear before seat at the same instant, then event id), so the
 -- result does not depend on the order events arrived in.
-{{ config(indexes=[{'columns': ['restaurant_id', 'table_id', 'seated_at']}]) }}
+-- Incremental: per restaurant in scope, the seatings from recompute_from on are
+-- recomputed from the table events from then on (an earlier seating's end is fixed by
+-- then, unless its table saw no event for longer than the margin).
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns',
+        unique_key=['visit_id'],
+        indexes=[
+            {'columns': ['restaurant_id', 'table_id', 'seated_at']},
+            {'columns': ['visit_id'], 'unique': True},
+        ],
+        pre_hook="{{ stage_scope() }}",
+        post_hook=["{{ analyze_if_new() }}", "{{ record_watermark() }}"],
+    )
+}}
+
+{%- set scope = incremental_scope() %}
 
 with
 
 canonical_events as (
 
+    {%- if scope is none %}
     select * from {{ ref('canonical_events') }}
+    {%- else %}
+    select events.*
+    from {{ ref('canonical_events') }} as events
+    inner join {{ scope_relation(scope) }} as scope
+        on events.company_id = scope.company_id
+        and events.restaurant_id = scope.restaurant_id
+        and events.occurred_at >= scope.recompute_from
+    {%- endif %}
 
 ),
 

@@ -1,7 +1,23 @@
 -- In-meal pacing per table visit: seated -> first order, rounds of fired items and the
 -- gaps between them, spend and covers. A round is a run of item fires (across the
 -- visit's orders) each within round_gap_seconds of the previous fire.
-{{ config(indexes=[{'columns': ['restaurant_id', 'seated_at']}]) }}
+-- Incremental: the visits seated from recompute_from on, per restaurant in scope.
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns',
+        unique_key=['visit_id'],
+        indexes=[
+            {'columns': ['restaurant_id', 'seated_at']},
+            {'columns': ['visit_id'], 'unique': True},
+        ],
+        pre_hook=["{{ stage_scope() }}", "{{ hash_joins_when_incremental() }}"],
+        post_hook=["{{ analyze_if_new() }}", "{{ record_watermark() }}"],
+    )
+}}
+
+{%- set scope = incremental_scope() %}
 
 with
 
@@ -13,19 +29,36 @@ restaurants as (
 
 visits as (
 
+    {%- if scope is none %}
     select * from {{ ref('int_visits') }}
+    {%- else %}
+    select int_visits.*
+    from {{ ref('int_visits') }} as int_visits
+    inner join {{ scope_relation(scope) }} as scope
+        on int_visits.company_id = scope.company_id
+        and int_visits.restaurant_id = scope.restaurant_id
+        and int_visits.seated_at >= scope.recompute_from
+    {%- endif %}
 
 ),
 
 orders as (
 
     select * from {{ ref('int_orders') }}
+    {%- if scope is not none %}
+    where visit_id in (select visit_id from visits)
+    {%- endif %}
 
 ),
 
 order_lines as (
 
     select * from {{ ref('int_order_lines') }}
+    {%- if scope is not none %}
+    where (company_id, restaurant_id, order_id) in (
+        select company_id, restaurant_id, order_id from orders
+    )
+    {%- endif %}
 
 ),
 

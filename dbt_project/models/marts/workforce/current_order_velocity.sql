@@ -1,5 +1,6 @@
 -- Order velocity now: orders per minute over the last 5, 15 and 60 minutes, evaluated
--- when the view is read. Every registered restaurant has a row, quiet ones with zeros.
+-- when the view is read, over every event landed so far (live_events: materialized or
+-- not). Every registered restaurant has a row, quiet ones with zeros.
 {{ config(materialized='view') }}
 
 with
@@ -10,29 +11,53 @@ restaurants as (
 
 ),
 
-pos_orders as (
+live_events as (
 
-    select * from {{ ref('int_orders') }}
+    select * from {{ ref('live_events') }}
 
 ),
 
-delivery_orders as (
+order_events as (
 
-    select * from {{ ref('int_delivery_orders') }}
+    -- POS order events and delivery-platform status changes of the last hours: enough to
+    -- find when each order that could count was opened or received.
+    select company_id, restaurant_id, source, order_id, type, delivery_status, occurred_at
+    from live_events
+    where {{ now_window('occurred_at') }}
+        and order_id is not null
+        and (
+            (source = 'pos' and type like 'order.%')
+            or type = 'delivery.status_changed'
+        )
+
+),
+
+orders as (
+
+    -- As int_orders (opened: order.created, else the earliest event) and
+    -- int_delivery_orders (received: the `received` status, else the earliest).
+    select
+        company_id,
+        restaurant_id,
+        case
+            when source = 'pos' then coalesce(
+                min(occurred_at) filter (where type = 'order.created'), min(occurred_at)
+            )
+            else coalesce(
+                min(occurred_at) filter (where delivery_status = 'received'), min(occurred_at)
+            )
+        end as ordered_at
+    from order_events
+    group by company_id, restaurant_id, source, order_id
 
 ),
 
 recent_orders as (
 
-    select company_id, restaurant_id, opened_at as ordered_at
-    from pos_orders
-    where opened_at > {{ current_ts() }} - interval '60 minutes'
-        and opened_at <= {{ current_ts() }}
-    union all
-    select company_id, restaurant_id, received_at as ordered_at
-    from delivery_orders
-    where received_at > {{ current_ts() }} - interval '60 minutes'
-        and received_at <= {{ current_ts() }}
+    select company_id, restaurant_id, ordered_at
+    from orders
+    where ordered_at > {{ current_ts() }} - interval '60 minutes'
+        and ordered_at <= {{ current_ts() }}
 
 ),
 
@@ -52,7 +77,7 @@ counted as (
     left join recent_orders
         on restaurants.restaurant_id = recent_orders.restaurant_id
         and restaurants.company_id = recent_orders.company_id
-    group by 1, 2
+    group by restaurants.restaurant_id, restaurants.company_id
 
 ),
 

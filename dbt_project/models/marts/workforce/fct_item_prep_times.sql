@@ -1,7 +1,22 @@
 -- Prep time by item: fired -> ready per order line, summarised per restaurant, item and
 -- business day (of the fire) as p50 and p90 over that day and over the trailing
 -- prep_time_window_days business days ending with it, with the samples behind each.
-{{ config(indexes=[{'columns': ['restaurant_id', 'item_id', 'business_date'], 'unique': True}]) }}
+-- Incremental: per restaurant in scope, the business days from recompute_from's on are
+-- recomputed, from the fires since prep_time_window_days (+ 1) before (the trailing
+-- window reaches back that far).
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns',
+        unique_key=['restaurant_id', 'item_id', 'business_date'],
+        indexes=[{'columns': ['restaurant_id', 'item_id', 'business_date'], 'unique': True}],
+        pre_hook=["{{ stage_scope() }}", "{{ hash_joins_when_incremental() }}"],
+        post_hook=["{{ analyze_if_new() }}", "{{ record_watermark() }}"],
+    )
+}}
+
+{%- set scope = incremental_scope() %}
 
 with
 
@@ -11,9 +26,29 @@ restaurants as (
 
 ),
 
+{%- if scope is not none %}
+
+scope as (
+
+    select scope.*, {{ business_date('scope.recompute_from', 'restaurants.timezone') }} as from_business_date
+    from {{ scope_relation(scope) }} as scope
+    inner join restaurants
+        on scope.restaurant_id = restaurants.restaurant_id
+        and scope.company_id = restaurants.company_id
+
+),
+{%- endif %}
+
 order_lines as (
 
-    select * from {{ ref('int_order_lines') }}
+    select int_order_lines.* from {{ ref('int_order_lines') }} as int_order_lines
+    {%- if scope is not none %}
+    inner join scope
+        on int_order_lines.company_id = scope.company_id
+        and int_order_lines.restaurant_id = scope.restaurant_id
+        and int_order_lines.fired_at
+            >= scope.recompute_from - interval '{{ var("prep_time_window_days") | int + 2 }} days'
+    {%- endif %}
 
 ),
 
@@ -91,6 +126,13 @@ final as (
         on daily.restaurant_id = trailing_window.restaurant_id
         and daily.item_id = trailing_window.item_id
         and daily.business_date = trailing_window.business_date
+    {%- if scope is not none %}
+    -- Days before the first recomputed one were read only for the trailing window.
+    inner join scope
+        on daily.restaurant_id = scope.restaurant_id
+        and daily.company_id = scope.company_id
+        and daily.business_date >= scope.from_business_date
+    {%- endif %}
 
 )
 

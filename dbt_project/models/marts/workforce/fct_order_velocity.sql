@@ -2,7 +2,22 @@
 -- business day. Intervals run without gaps from each business day's first to its last
 -- interval with an order; the per-minute rates look back 5, 15 and 60 minutes from the
 -- interval's end (across business days where the window reaches back).
-{{ config(indexes=[{'columns': ['restaurant_id', 'interval_start'], 'unique': True}]) }}
+-- Incremental: per restaurant in scope, the business days from recompute_from's on are
+-- recomputed whole, from the orders since a day before (the 60-minute rates look back
+-- across the day boundary).
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns',
+        unique_key=['restaurant_id', 'interval_start'],
+        indexes=[{'columns': ['restaurant_id', 'interval_start'], 'unique': True}],
+        pre_hook=["{{ stage_scope() }}", "{{ hash_joins_when_incremental() }}"],
+        post_hook=["{{ analyze_if_new() }}", "{{ record_watermark() }}"],
+    )
+}}
+
+{%- set scope = incremental_scope() %}
 
 with
 
@@ -12,15 +27,40 @@ restaurants as (
 
 ),
 
+{%- if scope is not none %}
+
+scope as (
+
+    select scope.*, {{ business_date('scope.recompute_from', 'restaurants.timezone') }} as from_business_date
+    from {{ scope_relation(scope) }} as scope
+    inner join restaurants
+        on scope.restaurant_id = restaurants.restaurant_id
+        and scope.company_id = restaurants.company_id
+
+),
+{%- endif %}
+
 pos_orders as (
 
-    select * from {{ ref('int_orders') }}
+    select int_orders.* from {{ ref('int_orders') }} as int_orders
+    {%- if scope is not none %}
+    inner join scope
+        on int_orders.company_id = scope.company_id
+        and int_orders.restaurant_id = scope.restaurant_id
+        and int_orders.opened_at >= scope.recompute_from - interval '2 days'
+    {%- endif %}
 
 ),
 
 delivery_orders as (
 
-    select * from {{ ref('int_delivery_orders') }}
+    select int_delivery_orders.* from {{ ref('int_delivery_orders') }} as int_delivery_orders
+    {%- if scope is not none %}
+    inner join scope
+        on int_delivery_orders.company_id = scope.company_id
+        and int_delivery_orders.restaurant_id = scope.restaurant_id
+        and int_delivery_orders.received_at >= scope.recompute_from - interval '2 days'
+    {%- endif %}
 
 ),
 
@@ -192,6 +232,13 @@ final as (
     left join interval_totals
         on intervals.restaurant_id = interval_totals.restaurant_id
         and intervals.interval_start_local = interval_totals.interval_start_local
+    {%- if scope is not none %}
+    -- Days before the first recomputed one were read only for the look-back.
+    inner join scope
+        on intervals.restaurant_id = scope.restaurant_id
+        and intervals.company_id = scope.company_id
+        and intervals.business_date >= scope.from_business_date
+    {%- endif %}
 
 )
 
