@@ -88,7 +88,10 @@ class CrmSignals(BaseModel):
     restaurant_id: str
     as_of: datetime
     span: Span
-    now: dict[str, Any] = Field(description="Open time-to-pay clocks and seated visits at as_of")
+    now: dict[str, Any] = Field(
+        description="At as_of, from every event landed so far: time-to-pay clocks running "
+        "since their bill was requested, and tables seated"
+    )
     pacing: list[dict[str, Any]] = Field(
         description="Seated to first order, rounds, spend per visit"
     )
@@ -107,20 +110,29 @@ async def workforce(
     """Order velocity, prep times by item and table occupancy."""
     span = resolve_span(start, end, window)
     p = {"r": restaurant_id, "start": span.start, "end": span.end}
+    # "Now" reads live views: what has landed, materialized or not.
     velocity_now = await rows(
         state, "select * from marts.current_order_velocity where restaurant_id = %(r)s", p
     )
     occupied = await rows(
         state,
-        "select * from marts.fct_table_occupancy where restaurant_id = %(r)s and cleared_at is null "
-        "order by seated_at",
+        "select * from marts.current_occupied_tables where restaurant_id = %(r)s order by seated_at",
+        p,
+    )
+    active = await rows(
+        state,
+        "select * from marts.current_active_orders where restaurant_id = %(r)s order by opened_at",
         p,
     )
     return {
         "restaurant_id": restaurant_id,
         "as_of": datetime.now(UTC),
         "span": span,
-        "now": {"velocity": velocity_now[0] if velocity_now else None, "occupied_tables": occupied},
+        "now": {
+            "velocity": velocity_now[0] if velocity_now else None,
+            "occupied_tables": occupied,
+            "active_orders": active,
+        },
         "velocity": await rows(
             state,
             "select * from marts.fct_order_velocity where restaurant_id = %(r)s "
@@ -162,8 +174,14 @@ async def crm(
         "now": {
             "open_bills": await rows(
                 state,
-                "select * from marts.fct_time_to_pay where restaurant_id = %(r)s and status = 'open' "
+                "select * from marts.current_open_bills where restaurant_id = %(r)s "
                 "order by bill_requested_at",
+                p,
+            ),
+            "occupied_tables": await rows(
+                state,
+                "select * from marts.current_occupied_tables where restaurant_id = %(r)s "
+                "order by seated_at",
                 p,
             ),
         },

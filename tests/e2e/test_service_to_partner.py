@@ -237,3 +237,50 @@ def test_exports_are_listed_served_and_queryable(world: World, api: TestClient) 
     assert response.status_code == 200 and response.content[:4] == b"PAR1"
     _, rows = query_exports(Path(world.settings.exports_dir), "select count(*) from time_to_pay")
     assert rows[0][0] > 0
+
+
+def test_now_includes_events_landed_after_the_last_materialization(
+    world: World, api: TestClient
+) -> None:
+    """A table seated and a bill requested seconds ago show in "now" with no dbt run."""
+    with world.engine.begin() as conn:
+        ingest_key = create_ingest_key(conn, company_id=world.company_id)
+    now = datetime.now(UTC)
+    table, order = f"t-now-{uuid.uuid4().hex[:6]}", f"o-now-{uuid.uuid4().hex[:6]}"
+    events = [
+        {"type": "table.seated", "table_id": table, "data": {"covers": 3}},
+        {
+            "type": "order.created",
+            "table_id": table,
+            "order_id": order,
+            "data": {"channel": "dine_in", "covers": 3},
+        },
+        {"type": "order.bill_requested", "table_id": table, "order_id": order},
+    ]
+    body = b"\n".join(
+        orjson.dumps(
+            {
+                "event_id": uuid.uuid4().hex,
+                "occurred_at": (now - timedelta(seconds=30 - i)).isoformat(),
+                "restaurant_id": world.restaurant_id,
+                **e,
+            }
+        )
+        for i, e in enumerate(events)
+    )
+    with TestClient(create_ingest(world.settings)) as client:
+        response = client.post(
+            "/events",
+            content=body,
+            headers={
+                "Authorization": f"Bearer {ingest_key}",
+                "Content-Type": "application/x-ndjson",
+            },
+        )
+        assert response.json()["accepted"] == 3
+    workforce = api.get(f"/v1/restaurants/{world.restaurant_id}/workforce").json()["now"]
+    assert table in {t["table_id"] for t in workforce["occupied_tables"]}
+    assert order in {o["order_id"] for o in workforce["active_orders"]}
+    crm = api.get(f"/v1/restaurants/{world.restaurant_id}/crm").json()["now"]
+    clock = next(b for b in crm["open_bills"] if b["order_id"] == order)
+    assert 0 <= clock["time_to_pay_seconds"] < 120
