@@ -49,6 +49,10 @@ create table marts.fct_time_to_pay (
     note text);
 create table marts.fct_order_pacing (
     restaurant_id text, seated_at timestamptz, business_date date, note text);
+create table marts.current_occupied_tables (restaurant_id text, seated_at timestamptz, note text);
+create table marts.current_active_orders (restaurant_id text, opened_at timestamptz, note text);
+create table marts.current_open_bills (
+    restaurant_id text, bill_requested_at timestamptz, note text);
 """
 
 
@@ -73,6 +77,9 @@ def fill_stand_ins(conn: psycopg.Connection[Any], company: Company) -> None:
             "(%(r)s, 'open', now() - interval '1 hour', current_date, %(n)s)",
             "insert into marts.fct_order_pacing values "
             "(%(r)s, now() - interval '1 hour', current_date, %(n)s)",
+            "insert into marts.current_occupied_tables values (%(r)s, now(), %(n)s)",
+            "insert into marts.current_active_orders values (%(r)s, now(), %(n)s)",
+            "insert into marts.current_open_bills values (%(r)s, now(), %(n)s)",
         ):
             conn.execute(sql, {"r": r, "n": note})
 
