@@ -1,7 +1,9 @@
 """The dbt project as Dagster assets; dbt tests become asset checks."""
 # Dagster reads these annotations at definition time, so no postponed annotations here.
 
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -69,3 +71,16 @@ def signals_dbt(
     )
     for event in invocation.stream():
         yield with_high_water(context, event, high_water)
+    keep_partial_parse(dbt.target_dir())
+
+
+def keep_partial_parse(run_target: Path) -> None:
+    """Hand this run's partial-parse state to the next run. dagster-dbt seeds every run
+    with the project's own copy, parsed when the manifest was prepared, often under
+    another profile; dbt then re-parses the whole project (about 10 s) on every run."""
+    produced = run_target / "partial_parse.msgpack"
+    kept = Path(dbt_project.project_dir) / "target" / "partial_parse.msgpack"
+    if produced.exists() and produced.resolve() != kept.resolve():
+        tmp = kept.with_suffix(".msgpack.tmp")
+        shutil.copyfile(produced, tmp)
+        tmp.replace(kept)
