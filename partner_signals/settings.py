@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     # Partner API: per-key token bucket (requests per second, burst size).
     api_rate_per_second: float = 50.0
     api_rate_burst: int = 100
+    # A restaurant's signals are computed at most this often per API worker; concurrent
+    # partners share the result. 0 computes every request.
+    api_snapshot_seconds: float = 1.0
     dbt_target_schema: str = "analytics"
 
     @field_validator("secret_key")

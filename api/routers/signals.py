@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
 from api.deps import ERRORS, RestaurantId, State, require
-from api.state import Principal
+from api.state import ApiState, Principal
 
 router = APIRouter(
     prefix="/v1/restaurants/{restaurant_id}",
@@ -107,8 +107,15 @@ async def workforce(
     end: ToQ = None,
     window: WindowQ = None,
 ) -> dict[str, Any]:
-    """Order velocity, prep times by item and table occupancy."""
+    """Order velocity, prep times by item and table occupancy. Computed at most once a
+    second per restaurant and span (`PARTNER_SIGNALS_API_SNAPSHOT_SECONDS`); `as_of`
+    says when."""
     span = resolve_span(start, end, window)
+    key = ("workforce", restaurant_id, window, start, end)
+    return await state.snapshot(key, lambda: workforce_signals(state, restaurant_id, span))
+
+
+async def workforce_signals(state: ApiState, restaurant_id: str, span: Span) -> dict[str, Any]:
     p = {"r": restaurant_id, "start": span.start, "end": span.end}
     # "Now" reads live views: what has landed, materialized or not.
     velocity_now = await rows(
@@ -164,8 +171,14 @@ async def crm(
     end: ToQ = None,
     window: WindowQ = None,
 ) -> dict[str, Any]:
-    """In-meal pacing and time-to-pay, with the clocks still running."""
+    """In-meal pacing and time-to-pay, with the clocks still running. Computed at most
+    once a second per restaurant and span, like /workforce."""
     span = resolve_span(start, end, window)
+    key = ("crm", restaurant_id, window, start, end)
+    return await state.snapshot(key, lambda: crm_signals(state, restaurant_id, span))
+
+
+async def crm_signals(state: ApiState, restaurant_id: str, span: Span) -> dict[str, Any]:
     p = {"r": restaurant_id, "start": span.start, "end": span.end}
     return {
         "restaurant_id": restaurant_id,

@@ -125,13 +125,13 @@ def redact(text: str, secrets: list[str], limit: int) -> str:
     return text[:limit]
 
 
-def make_client(options: WorkerOptions) -> httpx.AsyncClient:
-    """One client for every partner: keep-alive connections, no redirects followed."""
+def make_client(options: WorkerOptions, connections: int | None = None) -> httpx.AsyncClient:
+    """A client with keep-alive connections (`connections`, default `overall`), no
+    redirects followed."""
+    size = connections or options.overall
     return httpx.AsyncClient(
         timeout=httpx.Timeout(options.timeout, connect=min(options.timeout, 5.0)),
-        limits=httpx.Limits(
-            max_connections=options.overall, max_keepalive_connections=options.overall
-        ),
+        limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
         follow_redirects=False,
     )
 
@@ -144,7 +144,7 @@ class DeliveryRun:
         engine: sa.Engine,
         *,
         key: bytes,
-        client: httpx.AsyncClient,
+        client: httpx.AsyncClient | None,
         clock: Clock,
         options: WorkerOptions,
         rng: random.Random | None = None,
@@ -153,7 +153,12 @@ class DeliveryRun:
         self.engine = engine
         self.company_id = company_id
         self.key = key
+        # A given client serves every endpoint; else each endpoint gets its own, sized to
+        # per_endpoint: httpcore's pool scans all its connections on every request (twice,
+        # and quadratically for idle ones), so one pool of `overall` connections costs
+        # milliseconds of CPU per request once it is full.
         self.client = client
+        self.clients: dict[int, httpx.AsyncClient] = {}
         self.clock = clock
         self.options = options
         self.rng = rng or random.Random()
@@ -165,6 +170,9 @@ class DeliveryRun:
         self.gone: set[int] = set()
         self.overall = asyncio.Semaphore(options.overall)
         self.inflight: set[asyncio.Task[None]] = set()
+        # Set whenever an in-flight task finishes: waiting on it is O(1) per completion,
+        # where asyncio.wait(self.inflight) hooks and unhooks every task on each call.
+        self.finished = asyncio.Event()
 
     # -- database (run in a thread, the event loop keeps sending) ------------------------
 
@@ -370,6 +378,20 @@ class DeliveryRun:
 
     # -- sending ---------------------------------------------------------------------------
 
+    def _client(self, integration_id: int) -> httpx.AsyncClient:
+        if self.client is not None:
+            return self.client
+        client = self.clients.get(integration_id)
+        if client is None:
+            client = make_client(self.options, self.options.per_endpoint)
+            self.clients[integration_id] = client
+        return client
+
+    async def aclose(self) -> None:
+        clients, self.clients = list(self.clients.values()), {}
+        for client in clients:
+            await client.aclose()
+
     def _endpoint(self, integration_id: int) -> _Endpoint:
         state = self.endpoints.get(integration_id)
         if state is None:
@@ -430,7 +452,9 @@ class DeliveryRun:
         detail = ""
         try:
             response = await asyncio.wait_for(
-                adapter.deliver(self.client, target, item.message, now=time.time()),
+                adapter.deliver(
+                    self._client(item.integration_id), target, item.message, now=time.time()
+                ),
                 self.options.timeout,
             )
             code = response.status_code
@@ -534,6 +558,15 @@ class DeliveryRun:
             if len(self.results) or self.gone:
                 await self.flush()
 
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self.inflight.discard(task)
+        self.finished.set()
+
+    async def _one_finished(self) -> None:
+        """Wait until one more in-flight task has finished (its callback has run)."""
+        self.finished.clear()
+        await self.finished.wait()
+
     async def run(
         self, *, limit: int | None = None, forever: bool = False, stop: asyncio.Event | None = None
     ) -> RunSummary:
@@ -547,7 +580,7 @@ class DeliveryRun:
         try:
             while not stop.is_set() and (limit is None or self.summary.claimed < limit):
                 while len(self.inflight) >= max_inflight:
-                    await asyncio.wait(self.inflight, return_when=asyncio.FIRST_COMPLETED)
+                    await self._one_finished()
                 if forever:
                     due_by = self.clock()
                     if time.monotonic() - self.targets_loaded_at > self.options.target_ttl:
@@ -566,7 +599,7 @@ class DeliveryRun:
                     if not forever:
                         if full and self.inflight:
                             # Only full endpoints have more; wait for room, then look again.
-                            await asyncio.wait(self.inflight, return_when=asyncio.FIRST_COMPLETED)
+                            await self._one_finished()
                             continue
                         break
                     with contextlib.suppress(TimeoutError):
@@ -577,7 +610,7 @@ class DeliveryRun:
                     self._endpoint(item.integration_id).queued += 1
                     task = asyncio.create_task(self._process(item))
                     self.inflight.add(task)
-                    task.add_done_callback(self.inflight.discard)
+                    task.add_done_callback(self._task_done)
             if self.inflight:
                 await asyncio.gather(*self.inflight)
         finally:
@@ -602,16 +635,13 @@ async def deliver_due(
     """Deliver what is due now (or, with forever=True, keep delivering until `stop`);
     `company_id` narrows the run to one company's deliveries."""
     options = options or WorkerOptions()
-    own = client is None
-    http = client or make_client(options)
+    run = DeliveryRun(
+        engine, key=key, client=client, clock=clock, options=options, company_id=company_id
+    )
     try:
-        run = DeliveryRun(
-            engine, key=key, client=http, clock=clock, options=options, company_id=company_id
-        )
         return await run.run(limit=limit, forever=forever, stop=stop)
     finally:
-        if own:
-            await http.aclose()
+        await run.aclose()
 
 
 def deliver_due_sync(engine: sa.Engine, *, key: bytes, **kwargs: Any) -> RunSummary:

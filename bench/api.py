@@ -1,0 +1,478 @@
+"""Partner API benchmark: wrk at 32 connections against a restaurant's workforce signals,
+with /healthz (no database) and /readyz (a pooled `select 1`) as baselines in the same run.
+
+`.venv/bin/python -m bench.api [--restaurants 10 --days 3] [--quick]`. It makes a database
+`ps_bench_<random>` on DATABASE_URL's server (default postgresql://postgres@127.0.0.1:5432/
+postgres), lands synthetic service days (the last few days plus today up to now) into raw.*
+with COPY, materializes every signal asset (dbt through Dagster, in process), creates a
+partner key, starts `uvicorn api.app:app --workers 2` on 127.0.0.1 and drops the database
+at the end. The key's rate limit is raised for the run (PARTNER_SIGNALS_API_RATE_PER_SECOND
+and _BURST) so the bench measures the API, not its limiter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import sqlalchemy as sa
+
+from bench.cpu import Meter, Usage, settle
+from bench.run import (
+    BENCH_SECRET_KEY,
+    CONNECTIONS,
+    THREADS,
+    WORKERS,
+    create_database,
+    drop_database,
+    ensure_wrk,
+    machine,
+    server,
+    server_url,
+)
+from partner_signals.db import to_sqlalchemy
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs" / "benchmarks.md"
+SECTION = "## Partner API and pushes"
+SEED = 20260401
+RATE_ENV = {
+    "PARTNER_SIGNALS_API_RATE_PER_SECOND": "1000000",
+    "PARTNER_SIGNALS_API_RATE_BURST": "1000000",
+}
+# wrk script: cycle through the paths given after `--`; done() prints one JSON line.
+# No response() hook (it would make wrk build tables for every answer, see bench/events.lua).
+LUA = r"""
+local paths = {}
+local counter = 0
+function init(args)
+   for i = 1, #args do paths[i] = args[i] end
+end
+function request()
+   counter = counter + 1
+   return wrk.format("GET", paths[counter % #paths + 1])
+end
+function done(summary, latency, requests)
+   local e = summary.errors
+   io.write(string.format(
+      'BENCH_JSON {"requests":%d,"bytes":%d,"rps":%.1f,"p50_us":%d,"p90_us":%d,'
+         .. '"p99_us":%d,"max_us":%d,"non2xx":%d,"socket_errors":%d}\n',
+      summary.requests, summary.bytes, summary.requests / (summary.duration / 1e6),
+      latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max,
+      e.status, e.connect + e.read + e.write + e.timeout))
+end
+"""
+
+
+def log(message: str) -> None:
+    print(f"[bench.api {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- docs
+
+
+def update_section(kind: str, markdown: str, path: Path = DOCS) -> None:
+    """Put `markdown` between this kind's markers inside the "Partner API and pushes"
+    section of docs/benchmarks.md (the section is appended when missing); the rest of
+    the page, owned by other benchmarks, is left as it is."""
+    start, end = f"<!-- bench:{kind}:start -->", f"<!-- bench:{kind}:end -->"
+    block = f"{start}\n{markdown.rstrip()}\n{end}"
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        _, tail = rest.split(end, 1)
+        path.write_text(head + block + tail)
+        return
+    if SECTION not in text:
+        text = text.rstrip("\n") + f"\n\n{SECTION}\n"
+    head, rest = text.split(SECTION, 1)
+    # The section ends at the next "## " heading (or the end of the page).
+    cut = rest.find("\n## ")
+    body, tail = (rest, "") if cut < 0 else (rest[:cut], rest[cut:])
+    path.write_text(head + SECTION + body.rstrip("\n") + "\n\n" + block + "\n" + tail)
+
+
+# ---------------------------------------------------------------- the world
+
+
+@dataclass
+class World:
+    url: str
+    database: str
+    company_id: str
+    restaurant_ids: list[str]
+    key: str
+    raw_rows: int
+    canonical_rows: int
+    build_seconds: float
+
+
+def build_world(url: str, database: str, restaurants: int, days: int, scratch: Path) -> World:
+    from api.keys import create_partner_key
+    from bench.signals import bench_restaurants, land_between, register
+    from partner_signals.settings import Settings
+    from partner_signals.synthetic import service_day
+    from pipelines.run import materialize_all
+
+    started = time.perf_counter()
+    specs = bench_restaurants(restaurants)
+    with psycopg.connect(url) as conn:
+        register(conn, specs)
+    seen: set[tuple[str, str, str]] = set()
+    now = datetime.now(UTC)
+    raw = 0
+    for back in range(days, 0, -1):
+        got = land_between(
+            url, service_day(specs, (now - timedelta(days=back)).date(), seed=SEED + back), seen
+        )
+        raw += got.total
+    # Today up to now: tables still seated, orders still open, bills still unpaid.
+    got = land_between(url, service_day(specs, now.date(), seed=SEED, until=now), seen)
+    raw += got.total
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("vacuum analyze raw.order_events")
+        conn.execute("vacuum analyze raw.webhook_events")
+    log(f"landed {raw:,} raw rows; materializing (dbt through Dagster)")
+    settings = Settings(
+        database_url=url,
+        data_dir=scratch,
+        exports_dir=scratch / "exports",
+        secret_key=BENCH_SECRET_KEY,
+    )
+    from rich.console import Console
+
+    out = io.StringIO()
+    if not materialize_all(
+        settings, full_refresh=True, console=Console(file=out), log_level="WARNING"
+    ):
+        raise RuntimeError(f"materialize failed: {out.getvalue()[-3000:]}")
+    company = specs[0].company_id
+    mine = [s.restaurant_id for s in specs if s.company_id == company]
+    engine = sa.create_engine(to_sqlalchemy(url))
+    try:
+        with engine.begin() as conn:
+            key = create_partner_key(
+                conn, company_id=company, scopes=["read:workforce", "read:crm"], name="bench"
+            )
+            canonical = int(
+                conn.execute(
+                    sa.text("select count(*) from canonical.canonical_events")
+                ).scalar_one()
+            )
+    finally:
+        engine.dispose()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("vacuum analyze")
+    return World(url, database, company, mine, key, raw, canonical, time.perf_counter() - started)
+
+
+# ---------------------------------------------------------------- wrk
+
+
+@dataclass
+class Outcome:
+    name: str
+    what: str
+    rps: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    requests: int
+    non2xx: int
+    socket_errors: int
+    bytes_per_response: float
+    cpu: Usage | None
+
+
+def run_wrk(
+    wrk: str,
+    base: str,
+    paths: list[str],
+    seconds: int,
+    headers: list[str],
+    lua: Path,
+    meter: Meter | None = None,
+    server_pid: int = 0,
+) -> tuple[dict[str, Any], Usage | None]:
+    cmd = [wrk, f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{seconds}s", "--timeout", "5s"]
+    for header in headers:
+        cmd += ["-H", header]
+    cmd += ["-s", str(lua), base + paths[0], "--", *paths]
+    if meter:
+        meter.start()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=seconds + 60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise
+    usage = meter.stop(server_pid=server_pid) if meter else None
+    line = next((ln for ln in stdout.splitlines() if ln.startswith("BENCH_JSON ")), None)
+    if proc.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({proc.returncode}): {stdout[-2000:]} {stderr}")
+    data: dict[str, Any] = json.loads(line.removeprefix("BENCH_JSON "))
+    return data, usage
+
+
+def fetch(url: str, headers: dict[str, str]) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, headers=headers)  # noqa: S310 (127.0.0.1 only)
+    with urllib.request.urlopen(request, timeout=10) as resp:  # noqa: S310
+        return int(resp.status), resp.read()
+
+
+@dataclass(frozen=True)
+class Load:
+    """What every scenario shares: wrk, its script, durations, the server under test."""
+
+    wrk: str
+    lua: Path
+    seconds: int
+    warmup: int
+    database: str
+    base: str
+    server_pid: int
+    quiet: float
+
+
+def measure(load: Load, *, name: str, what: str, paths: list[str], headers: list[str]) -> Outcome:
+    if load.quiet > 0:
+        busy = settle(load.quiet)
+        log(f"{name}: machine {busy:.0f}% busy before the run")
+    if load.warmup:
+        run_wrk(load.wrk, load.base, paths, load.warmup, headers, load.lua)
+    data, usage = run_wrk(
+        load.wrk,
+        load.base,
+        paths,
+        load.seconds,
+        headers,
+        load.lua,
+        Meter(load.database),
+        load.server_pid,
+    )
+    outcome = Outcome(
+        name=name,
+        what=what,
+        rps=data["rps"],
+        p50_ms=data["p50_us"] / 1000,
+        p90_ms=data["p90_us"] / 1000,
+        p99_ms=data["p99_us"] / 1000,
+        max_ms=data["max_us"] / 1000,
+        requests=data["requests"],
+        non2xx=data["non2xx"],
+        socket_errors=data["socket_errors"],
+        bytes_per_response=data["bytes"] / max(data["requests"], 1),
+        cpu=usage,
+    )
+    log(
+        f"{name}: {outcome.rps:,.0f} req/s, p50 {outcome.p50_ms:.1f} ms, p90 "
+        f"{outcome.p90_ms:.1f} ms, p99 {outcome.p99_ms:.1f} ms, non-2xx {outcome.non2xx}"
+        + (f"; CPU {usage.line()}" if usage else "")
+    )
+    return outcome
+
+
+# ---------------------------------------------------------------- report
+
+
+def render(
+    machine_line: str,
+    world: World,
+    outcomes: list[Outcome],
+    *,
+    seconds: int,
+    load: str,
+    sample: dict[str, Any],
+    stamp: str,
+    quick: bool,
+    note: str,
+) -> str:
+    now = sample.get("now", {})
+    lines = [
+        f"### Partner API, run {stamp}{' (quick)' if quick else ''}",
+        "",
+        f"**Machine:** {machine_line}. Load average before the runs: {load}.",
+        "",
+        f"Data: {len(world.restaurant_ids)} of the key's company's restaurants requested in "
+        f"turn (of {world.raw_rows:,} raw rows / {world.canonical_rows:,} canonical events "
+        f"over all restaurants: the last days in full and today up to now, landed with COPY "
+        f"and materialized through Dagster). A sample answer held "
+        f"{len(sample.get('velocity', []))} velocity intervals, "
+        f"{len(sample.get('prep_times', []))} prep-time rows, "
+        f"{len(sample.get('occupancy', []))} visits, {len(now.get('occupied_tables', []))} "
+        f"occupied tables and {len(now.get('active_orders', []))} active orders now. "
+        f"Load: wrk `-t{THREADS} -c{CONNECTIONS} -d{seconds}s`, client and server on the "
+        f"same machine; server `uvicorn api.app:app --workers {WORKERS}`; the bench key's "
+        f"rate limit raised to 1,000,000/s "
+        f"(`PARTNER_SIGNALS_API_RATE_PER_SECOND`, `PARTNER_SIGNALS_API_RATE_BURST`)."
+        + (f" Experiment: `{note}`." if note else ""),
+        "",
+        "| scenario | what | req/s | p50 ms | p90 ms | p99 ms | max ms | non-2xx | socket errors "
+        "| bytes/answer | server CPU µs/req | postgres CPU µs/req | other |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for o in outcomes:
+        u = o.cpu
+        per = 1e6 / o.requests if o.requests else 0.0
+        lines.append(
+            f"| {o.name} | {o.what} | {o.rps:,.0f} | {o.p50_ms:.1f} | {o.p90_ms:.1f} "
+            f"| {o.p99_ms:.1f} | {o.max_ms:.1f} | {o.non2xx} | {o.socket_errors} "
+            f"| {o.bytes_per_response:,.0f} | {u.server * per if u else 0:.0f} "
+            f"| {u.postgres * per if u else 0:.0f} | {u.share(u.other) if u else 0:.0f}% |"
+        )
+    work = next((o for o in outcomes if o.name == "workforce"), None)
+    if work:
+        ok = work.p99_ms <= 20 and work.non2xx == 0 and work.socket_errors == 0
+        ready = next((o for o in outcomes if o.name == "select-1"), None)
+        ratio = f" ({work.rps / ready.rps:.2f}x the `select 1` rate)" if ready and ready.rps else ""
+        lines += [
+            "",
+            "| goal | measured | verdict |",
+            "| --- | ---: | --- |",
+            f"| workforce signals at 32 clients, p99 ≤ 20 ms | {work.p99_ms:.1f} ms at "
+            f"{work.rps:,.0f} req/s{ratio} | {'**pass**' if ok else '**FAIL**'} |",
+        ]
+    lines += [
+        "",
+        "`other` is the share of the whole machine used by processes that are not this "
+        "benchmark's during the measured run (a busy machine shows here).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.api", description=__doc__)
+    p.add_argument("--restaurants", type=int, default=10)
+    p.add_argument("--days", type=int, default=3, help="full days before today")
+    p.add_argument("--duration", type=int, default=15, help="seconds per wrk run")
+    p.add_argument("--quick", action="store_true", help="5 s runs, 5 restaurants x 1 day, no docs")
+    p.add_argument("--only", default="healthz,select1,workforce")
+    p.add_argument("--docs", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--settle", type=float, default=15.0, help="wait this long for a quiet machine")
+    p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("--keep-db", action="store_true")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    seconds = 5 if args.quick else min(args.duration, 60)
+    warmup = 1 if args.quick else 2
+    restaurants = 5 if args.quick else max(1, min(args.restaurants, 50))
+    days = 1 if args.quick else max(0, min(args.days, 7))
+    write_docs = args.docs if args.docs is not None else not args.quick
+    only = {s.strip() for s in args.only.split(",") if s.strip()}
+    wrk = ensure_wrk()
+    srv = server_url()
+    name, url = create_database(srv)
+    log(f"database {name} created and migrated")
+    scratch = Path(tempfile.mkdtemp(prefix="ps-bench-api-"))
+    outcomes: list[Outcome] = []
+    lua = scratch / "get.lua"
+    lua.write_text(LUA)
+    try:
+        host = machine(url, wrk)
+        world = build_world(url, name, restaurants, days, scratch)
+        log(
+            f"world: {world.raw_rows:,} raw rows, {world.canonical_rows:,} canonical events, "
+            f"built in {world.build_seconds:.0f} s"
+        )
+        env = {
+            **os.environ,
+            "DATABASE_URL": url,
+            "PARTNER_SIGNALS_SECRET_KEY": BENCH_SECRET_KEY,
+            "PARTNER_SIGNALS_DATA_DIR": str(scratch),
+            "PYTHONUNBUFFERED": "1",
+            # FastAPI's deprecation notice for ORJSONResponse, printed by every worker.
+            "PYTHONWARNINGS": "ignore::DeprecationWarning",
+            **RATE_ENV,
+        }
+        for item in args.env:
+            key, _, value = item.partition("=")
+            env[key] = value
+        auth = f"Authorization: Bearer {world.key}"
+        paths = [f"/v1/restaurants/{r}/workforce" for r in world.restaurant_ids]
+        load = " ".join(f"{v:.2f}" for v in os.getloadavg())
+        with server("api.app:app", env, []) as (base, proc):
+            ctx = Load(wrk, lua, seconds, warmup, name, base, proc.pid, args.settle)
+            status, body = fetch(base + paths[0], {"Authorization": f"Bearer {world.key}"})
+            if status != 200:
+                raise RuntimeError(f"workforce answered {status}")
+            sample: dict[str, Any] = json.loads(body)
+            if "healthz" in only:
+                outcomes.append(
+                    measure(
+                        ctx,
+                        name="healthz",
+                        what="GET /healthz: the same app, no key, no database",
+                        paths=["/healthz"],
+                        headers=[],
+                    )
+                )
+            if "select1" in only:
+                outcomes.append(
+                    measure(
+                        ctx,
+                        name="select-1",
+                        what="GET /readyz: the same app, one pooled `select 1`, no key",
+                        paths=["/readyz"],
+                        headers=[],
+                    )
+                )
+            if "workforce" in only:
+                outcomes.append(
+                    measure(
+                        ctx,
+                        name="workforce",
+                        what="GET /v1/restaurants/{id}/workforce, Bearer key, default span "
+                        "(the last 24 h), restaurants in turn",
+                        paths=paths,
+                        headers=[auth],
+                    )
+                )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        if args.keep_db:
+            log(f"kept database {name}")
+        else:
+            drop_database(srv, name)
+            log(f"database {name} dropped")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    markdown = render(
+        host.line(),
+        world,
+        outcomes,
+        seconds=seconds,
+        load=load,
+        sample=sample,
+        stamp=stamp,
+        quick=args.quick,
+        note=" ".join(args.env),
+    )
+    print(markdown)
+    if write_docs:
+        update_section("api", markdown)
+        log("docs/benchmarks.md updated")
+    return 0 if all(o.non2xx == 0 and o.socket_errors == 0 for o in outcomes) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
