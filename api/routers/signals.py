@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import BaseModel, Field
 
 from api.deps import ERRORS, RestaurantId, State, require
@@ -64,6 +65,12 @@ WindowQ = Annotated[
 ]
 
 
+async def rendered(model: type[BaseModel], signals: Awaitable[dict[str, Any]]) -> bytes:
+    """The answer checked against its model and serialised once, so a shared snapshot
+    costs each reader nothing but sending it."""
+    return model.model_validate(await signals).model_dump_json(by_alias=True).encode()
+
+
 async def rows(state: State, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
     async with state.pool.connection() as conn:
         result: list[dict[str, Any]] = await (await conn.execute(sql, params)).fetchall()
@@ -106,13 +113,16 @@ async def workforce(
     start: FromQ = None,
     end: ToQ = None,
     window: WindowQ = None,
-) -> dict[str, Any]:
+) -> Response:
     """Order velocity, prep times by item and table occupancy. Computed at most once a
     second per restaurant and span (`PARTNER_SIGNALS_API_SNAPSHOT_SECONDS`); `as_of`
     says when."""
     span = resolve_span(start, end, window)
     key = ("workforce", restaurant_id, window, start, end)
-    return await state.snapshot(key, lambda: workforce_signals(state, restaurant_id, span))
+    body = await state.snapshot(
+        key, lambda: rendered(WorkforceSignals, workforce_signals(state, restaurant_id, span))
+    )
+    return Response(body, media_type="application/json")
 
 
 async def workforce_signals(state: ApiState, restaurant_id: str, span: Span) -> dict[str, Any]:
@@ -170,12 +180,15 @@ async def crm(
     start: FromQ = None,
     end: ToQ = None,
     window: WindowQ = None,
-) -> dict[str, Any]:
+) -> Response:
     """In-meal pacing and time-to-pay, with the clocks still running. Computed at most
     once a second per restaurant and span, like /workforce."""
     span = resolve_span(start, end, window)
     key = ("crm", restaurant_id, window, start, end)
-    return await state.snapshot(key, lambda: crm_signals(state, restaurant_id, span))
+    body = await state.snapshot(
+        key, lambda: rendered(CrmSignals, crm_signals(state, restaurant_id, span))
+    )
+    return Response(body, media_type="application/json")
 
 
 async def crm_signals(state: ApiState, restaurant_id: str, span: Span) -> dict[str, Any]:
