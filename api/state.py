@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,15 @@ from partner_signals.ratelimit import RateLimiter
 from partner_signals.settings import Settings
 
 READER_ROLE = "partner_signals_reader"
+MAX_STALE_SECONDS = 30.0
+log = logging.getLogger(__name__)
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("refreshing a signals snapshot failed: %s", task.exception())
+
+
 T = TypeVar("T")
 
 
@@ -54,39 +64,47 @@ class ApiState:
     _keys: dict[bytes, tuple[float, Principal | None]] = field(default_factory=dict)
     _companies: dict[str, tuple[float, str | None]] = field(default_factory=dict)
     _snapshots: dict[tuple[Any, ...], tuple[float, Any]] = field(default_factory=dict)
-    _computing: dict[tuple[Any, ...], asyncio.Future[Any]] = field(default_factory=dict)
+    _computing: dict[tuple[Any, ...], asyncio.Task[Any]] = field(default_factory=dict)
 
     async def snapshot(self, key: tuple[Any, ...], compute: Callable[[], Awaitable[T]]) -> T:
         """One restaurant's signals, computed at most once per `api_snapshot_seconds`
-        however many partners ask: concurrent askers share one computation, later ones
-        read its result until it expires. "Now" is then at most that old, but every
-        reader costs the database nothing extra."""
+        however many partners ask. Concurrent askers share one computation; once a
+        snapshot is older than that, readers still get it at once while one refresh
+        runs in the background. "Now" is then at most the interval plus one computation
+        old, and a partner never waits behind another's refresh."""
         ttl = self.settings.api_snapshot_seconds
-        now = time.monotonic()
         hit = self._snapshots.get(key)
-        if hit is not None and hit[0] > now:
-            cached: T = hit[1]
-            return cached
+        now = time.monotonic()
+        # Past MAX_STALE_SECONDS (the database is down, say) a reader waits for a fresh
+        # answer, or its error, rather than being served old signals indefinitely.
+        if ttl > 0 and hit is not None and now < hit[0] + MAX_STALE_SECONDS:
+            if hit[0] <= now and key not in self._computing:
+                task = asyncio.get_running_loop().create_task(self._refresh(key, compute, ttl))
+                task.add_done_callback(_log_failure)
+                self._computing[key] = task
+            value: T = hit[1]
+            return value
         pending = self._computing.get(key)
         if pending is not None:
             shared: T = await asyncio.shield(pending)
             return shared
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._computing[key] = future
+        task = asyncio.get_running_loop().create_task(self._refresh(key, compute, ttl))
+        self._computing[key] = task
+        result: T = await asyncio.shield(task)
+        return result
+
+    async def _refresh(
+        self, key: tuple[Any, ...], compute: Callable[[], Awaitable[T]], ttl: float
+    ) -> T:
         try:
             value = await compute()
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: the waiters re-raise it
-            raise
+            if ttl > 0:
+                if len(self._snapshots) > 10_000:
+                    self._snapshots.clear()
+                self._snapshots[key] = (time.monotonic() + ttl, value)
+            return value
         finally:
             self._computing.pop(key, None)
-        future.set_result(value)
-        if ttl > 0:
-            if len(self._snapshots) > 10_000:
-                self._snapshots.clear()
-            self._snapshots[key] = (time.monotonic() + ttl, value)
-        return value
 
     @classmethod
     def create(cls, settings: Settings, conninfo: str) -> ApiState:
