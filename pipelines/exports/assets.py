@@ -1,6 +1,5 @@
 """The daily export asset: each business day's signals written per restaurant with polars."""
 
-
 from datetime import date
 from pathlib import Path
 
@@ -31,7 +30,9 @@ MART_KEYS = [
         "or fetch them from the partner API at /v1/exports."
     ),
 )
-def signal_files(context: dg.AssetExecutionContext, database: DatabaseResource) -> dg.MaterializeResult:
+def signal_files(
+    context: dg.AssetExecutionContext, database: DatabaseResource
+) -> dg.MaterializeResult:
     settings = get_settings()
     root = Path(settings.exports_dir)
     day = date.fromisoformat(context.partition_key)
@@ -49,7 +50,9 @@ def signal_files(context: dg.AssetExecutionContext, database: DatabaseResource) 
     )
 
 
-export_job = dg.define_asset_job("export_signal_files", selection=[signal_files.key], partitions_def=daily)
+export_job = dg.define_asset_job(
+    "export_signal_files", selection=[signal_files.key], partitions_def=daily
+)
 # Each business day's files are written once the day has closed (04:00 local at the
 # latest across our time zones is before 06:00 UTC); rerun a day from the UI to backfill.
 export_schedule = dg.build_schedule_from_partitioned_job(

@@ -1,0 +1,1 @@
+"""Ingest benchmark: `make bench` (see docs/benchmarks.md)."""
