@@ -29,8 +29,13 @@ test: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/partner-signals serve
 
+# Ingest, partner API, pushes, then the signals month (the long one); each prints its
+# tables with the machine, and the first three update docs/benchmarks.md.
 bench: $(STAMP)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+	$(BIN)/python -m bench.api
+	$(BIN)/python -m bench.pushes
+	$(BIN)/python -m bench.signals
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
