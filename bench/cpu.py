@@ -61,7 +61,10 @@ def snapshot(known: dict[Key, Proc] | None = None) -> dict[Key, Proc]:
         ppid, started, ticks = stat
         key = (pid, started)
         old = known.get(key) if known else None
-        procs[key] = Proc(ppid, ticks, old.cmd if old else _cmdline(pid))
+        # A new PostgreSQL backend starts with the postmaster's command line and names
+        # its database only once the connection is set up: read its title every time.
+        fresh = old is None or "postgres" in old.cmd
+        procs[key] = Proc(ppid, ticks, _cmdline(pid) if fresh else old.cmd)
     return procs
 
 
