@@ -63,8 +63,8 @@ def snapshot(known: dict[Key, Proc] | None = None) -> dict[Key, Proc]:
         old = known.get(key) if known else None
         # A new PostgreSQL backend starts with the postmaster's command line and names
         # its database only once the connection is set up: read its title every time.
-        fresh = old is None or "postgres" in old.cmd
-        procs[key] = Proc(ppid, ticks, _cmdline(pid) if fresh else old.cmd)
+        cmd = old.cmd if old is not None and "postgres" not in old.cmd else _cmdline(pid)
+        procs[key] = Proc(ppid, ticks, cmd)
     return procs
 
 

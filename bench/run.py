@@ -449,18 +449,23 @@ def stripe_scenario(ctx: Context, expected_rps: float) -> Outcome:
     rate = max(expected_rps, 5000.0)
     count = int(min(rate * ctx.seconds * 1.5, 800_000))
     warm_count = int(rate * max(ctx.warmup, 1) * 1.5)
-    common = {
-        "threads": THREADS,
-        "secret": ctx.tenant.stripe_secret,
-        "restaurant_id": ctx.tenant.restaurant_ids[0],
-    }
+
+    def sign(prefix: Path, count: int, tag: str) -> None:
+        write_stripe_bodies(
+            prefix,
+            count=count,
+            threads=THREADS,
+            secret=ctx.tenant.stripe_secret,
+            restaurant_id=ctx.tenant.restaurant_ids[0],
+            tag=tag,
+        )
 
     def args_for(attempt: int) -> tuple[list[str], list[str]]:
         # Signed now, for each attempt: fresh timestamps, ids never sent before.
         started = time.monotonic()
         warm, run = ctx.scratch / f"stripe{attempt}-warm", ctx.scratch / f"stripe{attempt}"
-        write_stripe_bodies(warm, count=warm_count, tag=f"warm{attempt}", **common)
-        write_stripe_bodies(run, count=count, tag=f"run{attempt}", **common)
+        sign(warm, warm_count, f"warm{attempt}")
+        sign(run, count, f"run{attempt}")
         log(f"stripe: signed {count + warm_count:,} events in {time.monotonic() - started:.1f} s")
         return ["stripe", str(warm), path], ["stripe", str(run), path]
 
