@@ -44,7 +44,8 @@ timestamps = st.one_of(
     st.none(),
 )
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False),
+    st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1),
+    st.floats(allow_nan=False, allow_infinity=False),
     st.text(max_size=20),
 )  # fmt: skip
 
