@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 import psycopg
 import psycopg_pool
 from fastapi import FastAPI, Request
-from fastapi.responses import ORJSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.routers import events, exports, signals
@@ -37,12 +37,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "a key sees only its company (or one restaurant) and its scopes."
         ),
         lifespan=lifespan,
-        default_response_class=ORJSONResponse,
     )
 
     @app.exception_handler(psycopg.errors.UndefinedTable)
     async def not_built(request: Request, exc: Exception) -> Response:
-        return ORJSONResponse(
+        return JSONResponse(
             {"detail": "signals are not materialized yet; run partner-signals materialize"},
             503,
             headers={"Retry-After": "30"},
@@ -50,12 +49,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(psycopg.DataError)
     async def bad_value(request: Request, exc: Exception) -> Response:
-        return ORJSONResponse({"detail": "a parameter holds a value the database refuses"}, 400)
+        return JSONResponse({"detail": "a parameter holds a value the database refuses"}, 400)
 
     @app.exception_handler(psycopg.OperationalError)
     @app.exception_handler(psycopg_pool.PoolTimeout)
     async def database_down(request: Request, exc: Exception) -> Response:
-        return ORJSONResponse({"detail": "database unavailable"}, 503, headers={"Retry-After": "5"})
+        return JSONResponse({"detail": "database unavailable"}, 503, headers={"Retry-After": "5"})
 
     app.include_router(signals.router)
     app.include_router(events.router)
@@ -71,8 +70,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             async with request.app.state.api.pool.connection() as conn:
                 await conn.execute("select 1")
         except Exception:
-            return ORJSONResponse({"status": "unavailable"}, 503)
-        return ORJSONResponse({"status": "ready"})
+            return JSONResponse({"status": "unavailable"}, 503)
+        return JSONResponse({"status": "ready"})
 
     @app.get("/metrics", tags=["ops"], include_in_schema=False)
     async def metrics() -> Response:

@@ -8,7 +8,6 @@ and ignored downstream. The JSON Schema published for senders is generated from
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -129,7 +128,3 @@ def pos_event_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = "partner-signals/pos-event/v1"
     return schema
-
-
-def utc_iso(value: datetime) -> str:
-    return value.isoformat()
