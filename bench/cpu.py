@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import resource
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -20,6 +22,30 @@ PG_AUX = re.compile(
 SAMPLE_SECONDS = 0.5
 
 Key = tuple[int, int]  # (pid, start time): a pid may be reused within a run
+
+# Two benchmarks running at once each take half the machine: every number would be
+# wrong. A benchmark run as `python -m bench.<name>` holds this lock for its lifetime
+# and waits for one that is already running.
+LOCK_PATH = Path("/tmp/partner-signals-bench-running.lock")
+_lock_fd: int | None = None
+
+
+def hold_bench_lock() -> None:
+    global _lock_fd
+    if _lock_fd is not None:
+        return
+    fd = os.open(LOCK_PATH, os.O_CREAT | os.O_RDWR, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(f"waiting for another benchmark to finish ({LOCK_PATH})", file=sys.stderr)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    _lock_fd = fd
+
+
+_main_spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+if _main_spec is not None and _main_spec.name.startswith("bench."):
+    hold_bench_lock()
 
 
 @dataclass(frozen=True)
