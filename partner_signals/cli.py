@@ -299,6 +299,9 @@ def ingest(
         TextColumn("{task.fields[rate]}"),
         TimeElapsedColumn(),
         console=console,
+        # Redrawn as chunks commit rather than by rich's refresh thread: ingest_file
+        # forks its workers, which is only safe while this process runs one thread.
+        auto_refresh=False,
     ) as progress:
         task = progress.add_task("ingest", total=total, rate="")
 
@@ -307,6 +310,7 @@ def ingest(
             elapsed = progress.tasks[0].elapsed or 0
             if elapsed:
                 progress.update(task, rate=f"{progress.tasks[0].completed / elapsed:,.0f} events/s")
+            progress.refresh()
 
         try:
             result = ingest_file(
@@ -314,7 +318,7 @@ def ingest(
             )
         except ValueError as exc:
             raise fail(str(exc)) from None
-        progress.update(task, completed=total)
+        progress.update(task, completed=total, refresh=True)
     out.print(
         f"{result.lines} lines: {result.accepted} accepted, {result.duplicates} duplicates, "
         f"{len(result.rejected)} rejected"
