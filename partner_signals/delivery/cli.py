@@ -109,7 +109,7 @@ def run(
     """Deliver what is due once and print the counts (or keep going with --forever)."""
     from partner_signals.db import get_engine
     from partner_signals.delivery.outbox import enqueue_unpaid_bill_nudges
-    from partner_signals.delivery.worker import deliver_due
+    from partner_signals.delivery.worker import deliver_due, run_loop
 
     settings = get_settings()
     engine = get_engine(settings)
@@ -138,14 +138,14 @@ def run(
             start_http_server(metrics_port, addr="127.0.0.1")
         console.print("delivering continuously; Ctrl-C to stop")
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(daemon())
+            run_loop(daemon())
         return
     if nudges:
         with engine.begin() as conn:
             queued = enqueue_unpaid_bill_nudges(conn, now=datetime.now(UTC))
         if queued:
             out.print(f"{queued} unpaid-bill nudges queued")
-    summary = asyncio.run(
+    summary = run_loop(
         deliver_due(engine, key=settings.master_key(), limit=limit, company_id=company)
     )
     out.print(summary.line())

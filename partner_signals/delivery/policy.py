@@ -8,10 +8,19 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Literal
 
+import httpcore
 import httpx
 
 Kind = Literal["delivered", "retry", "failed", "gone"]
 Fault = Literal["partner", "ours"]
+
+# What httpx turns into its TransportError subclasses (httpx/_transports/default.py).
+HTTPCORE_TRANSPORT_ERRORS = (
+    httpcore.NetworkError
+    | httpcore.ProtocolError
+    | httpcore.ProxyError
+    | httpcore.UnsupportedProtocol
+)
 
 # Answers worth retrying: the partner asked us to come back later, or broke for now.
 RETRYABLE_4XX = frozenset({408, 425, 429})
@@ -89,11 +98,13 @@ def judge_exception(exc: BaseException) -> Verdict:
     partner's side did not answer in time (refused, reset, read timeout, bad TLS), it is
     the partner's; if it never left us whole (our pool was exhausted, the message could
     not be serialised, credentials would not open, a bug in an adapter), it is ours."""
-    if isinstance(exc, httpx.PoolTimeout):
+    # httpcore's exceptions (the worker's own sender) are judged like the httpx ones that
+    # wrap them when httpx sends: same names, same verdicts.
+    if isinstance(exc, httpx.PoolTimeout | httpcore.PoolTimeout):
         return Verdict("retry", "ours", "timed out waiting for a connection of ours")
-    if isinstance(exc, httpx.TimeoutException | TimeoutError):
+    if isinstance(exc, httpx.TimeoutException | httpcore.TimeoutException | TimeoutError):
         return Verdict("retry", "partner", f"no answer in time ({type(exc).__name__})")
-    if isinstance(exc, httpx.TransportError):
+    if isinstance(exc, httpx.TransportError | HTTPCORE_TRANSPORT_ERRORS):
         return Verdict("retry", "partner", f"could not reach the endpoint ({type(exc).__name__})")
     if isinstance(exc, TypeError | ValueError | KeyError):
         # Deterministic: the same message fails the same way on every try.

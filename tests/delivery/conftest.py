@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 import uuid
@@ -32,6 +33,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     at: float
+    client_port: int = 0  # which connection it came on
 
 
 Reply = tuple[int, dict[str, str], bytes]
@@ -46,12 +48,16 @@ class Partner:
     received: list[Received] = field(default_factory=list)
     url: str = ""
     server: ThreadingHTTPServer | None = None
+    # Close a keep-alive connection after this long without a request (None: keep it).
+    idle_timeout: float | None = None
+    tls: ssl.SSLContext | None = None  # serve HTTPS with this context
 
     def start(self) -> Partner:
         partner = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            timeout = partner.idle_timeout
 
             def _handle(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
@@ -62,6 +68,7 @@ class Partner:
                     {k.lower(): v for k, v in self.headers.items()},
                     body,
                     time.monotonic(),
+                    self.client_address[1],
                 )
                 partner.received.append(record)
                 if partner.delay:
@@ -85,7 +92,11 @@ class Partner:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        scheme = "http"
+        if self.tls is not None:
+            self.server.socket = self.tls.wrap_socket(self.server.socket, server_side=True)
+            scheme = "https"
+        self.url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         ).start()
