@@ -12,7 +12,9 @@ from api.state import ApiState, Principal
 from partner_signals.ratelimit import retry_after_header
 
 
-def get_state(request: Request) -> ApiState:
+async def get_state(request: Request) -> ApiState:
+    # async: FastAPI runs a plain `def` dependency in its thread pool, a thread handoff
+    # on every request for one attribute read.
     state: ApiState = request.app.state.api
     return state
 

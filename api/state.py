@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
@@ -20,6 +20,8 @@ from partner_signals.settings import Settings
 
 READER_ROLE = "partner_signals_reader"
 MAX_STALE_SECONDS = 30.0
+# A revoked key, or a restaurant moved out of reach, stops being served within this.
+KEY_TTL_SECONDS = 10.0
 log = logging.getLogger(__name__)
 
 
@@ -55,14 +57,75 @@ async def _as_reader(conn: AsyncConnection[Any]) -> None:
     conn.prepare_threshold = 0
 
 
+K = TypeVar("K")
+
+
+@dataclass
+class Lookups(Generic[K, T]):
+    """Answers read from the database (a key's holder, a restaurant's company), each
+    trusted for `ttl` seconds from when its query started, so a revoked key stops
+    working within `ttl`. Past half that, a reader still gets the entry at once while
+    one refresh runs in the background: a steady partner never waits on the database,
+    and concurrent readers of a missing or expired entry share one query."""
+
+    ttl: float
+    limit: int = 10_000  # bounds memory against floods of made-up keys or ids
+    _entries: dict[K, tuple[float, T]] = field(default_factory=dict)
+    _pending: dict[K, asyncio.Task[T]] = field(default_factory=dict)
+
+    async def get(self, key: K, load: Callable[[], Awaitable[T]]) -> T:
+        hit = self._entries.get(key)
+        if hit is not None:
+            age = time.monotonic() - hit[0]
+            if age < self.ttl:
+                if age >= self.ttl / 2 and key not in self._pending:
+                    self._start(key, load).add_done_callback(_log_lookup_failure)
+                return hit[1]
+        pending = self._pending.get(key)
+        if pending is None:
+            pending = self._start(key, load)
+            # Its readers get the error; if they all went away, nobody is told twice.
+            pending.add_done_callback(_retrieve)
+        value: T = await asyncio.shield(pending)
+        return value
+
+    def pending(self) -> list[asyncio.Task[T]]:
+        return list(self._pending.values())
+
+    def _start(self, key: K, load: Callable[[], Awaitable[T]]) -> asyncio.Task[T]:
+        task = asyncio.get_running_loop().create_task(self._load(key, load))
+        self._pending[key] = task
+        return task
+
+    async def _load(self, key: K, load: Callable[[], Awaitable[T]]) -> T:
+        started = time.monotonic()
+        try:
+            value = await load()
+        finally:
+            self._pending.pop(key, None)
+        if len(self._entries) >= self.limit:
+            self._entries.clear()
+        self._entries[key] = (started, value)
+        return value
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+def _log_lookup_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("refreshing a cached key or restaurant failed: %s", task.exception())
+
+
 @dataclass
 class ApiState:
     settings: Settings
     pool: AsyncConnectionPool[AsyncConnection[dict[str, Any]]]
     limiter: RateLimiter
-    key_ttl: float = 10.0
-    _keys: dict[bytes, tuple[float, Principal | None]] = field(default_factory=dict)
-    _companies: dict[str, tuple[float, str | None]] = field(default_factory=dict)
+    keys: Lookups[bytes, Principal | None]
+    companies: Lookups[str, str | None]
     _snapshots: dict[tuple[Any, ...], tuple[float, Any]] = field(default_factory=dict)
     _computing: dict[tuple[Any, ...], asyncio.Task[Any]] = field(default_factory=dict)
 
@@ -106,6 +169,15 @@ class ApiState:
         finally:
             self._computing.pop(key, None)
 
+    async def close(self) -> None:
+        """Stop background refreshes, then the pool (a refresh left running would find
+        the pool closed and log a failure at every shutdown)."""
+        tasks = [*self._computing.values(), *self.keys.pending(), *self.companies.pending()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.pool.close()
+
     @classmethod
     def create(cls, settings: Settings, conninfo: str) -> ApiState:
         pool: AsyncConnectionPool[AsyncConnection[dict[str, Any]]] = AsyncConnectionPool(
@@ -118,50 +190,46 @@ class ApiState:
             kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": 3},
         )
         limiter = RateLimiter(settings.api_rate_per_second, settings.api_rate_burst)
-        return cls(settings=settings, pool=pool, limiter=limiter)
+        return cls(
+            settings=settings,
+            pool=pool,
+            limiter=limiter,
+            keys=Lookups(KEY_TTL_SECONDS),
+            companies=Lookups(KEY_TTL_SECONDS),
+        )
 
     async def principal(self, key: str) -> Principal | None:
         digest = hash_api_key(key)
-        hit = self._keys.get(digest)
-        now = time.monotonic()
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                "select key_id, company_id, restaurant_id, scopes from ops.partner_keys "
-                "where key_hash = %s and revoked_at is null",
-                (digest,),
-            )
-            row = await cur.fetchone()
-        principal = (
-            None
-            if row is None
-            else Principal(
+
+        async def load() -> Principal | None:
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(
+                    "select key_id, company_id, restaurant_id, scopes from ops.partner_keys "
+                    "where key_hash = %s and revoked_at is null",
+                    (digest,),
+                )
+                row = await cur.fetchone()
+            if row is None:
+                return None
+            return Principal(
                 key_id=row["key_id"],
                 company_id=row["company_id"],
                 restaurant_id=row["restaurant_id"],
                 scopes=frozenset(row["scopes"]),
             )
-        )
-        if len(self._keys) > 10_000:  # bound memory against key-guessing floods
-            self._keys.clear()
-        self._keys[digest] = (now + self.key_ttl, principal)
-        return principal
+
+        return await self.keys.get(digest, load)
 
     async def restaurant_company(self, restaurant_id: str) -> str | None:
         # Cached like keys (a restaurant never changes company; an unknown id is
-        # re-read after key_ttl), so a signals read costs no extra round trip.
-        now = time.monotonic()
-        hit = self._companies.get(restaurant_id)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                "select company_id from ops.restaurants where restaurant_id = %s", (restaurant_id,)
-            )
-            row = await cur.fetchone()
-        company = None if row is None else str(row["company_id"])
-        if len(self._companies) > 10_000:  # bound memory against id-guessing floods
-            self._companies.clear()
-        self._companies[restaurant_id] = (now + self.key_ttl, company)
-        return company
+        # re-read after the TTL), so a signals read costs no round trip.
+        async def load() -> str | None:
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(
+                    "select company_id from ops.restaurants where restaurant_id = %s",
+                    (restaurant_id,),
+                )
+                row = await cur.fetchone()
+            return None if row is None else str(row["company_id"])
+
+        return await self.companies.get(restaurant_id, load)

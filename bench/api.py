@@ -43,7 +43,7 @@ from bench.run import (
     server,
     server_url,
 )
-from partner_signals.db import to_sqlalchemy
+from partner_signals.db import to_sqlalchemy, with_database
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "benchmarks.md"
@@ -177,6 +177,49 @@ def build_world(url: str, database: str, restaurants: int, days: int, scratch: P
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("vacuum analyze")
     return World(url, database, company, mine, key, raw, canonical, time.perf_counter() - started)
+
+
+def reuse_world(url: str, database: str) -> World:
+    """The world a `--keep-db` run left behind, with a new key (the old one was shown
+    once): iterating on the API without landing and materializing again. "Now" is as
+    of that run's landing, so active orders and open tables thin out as time passes."""
+    from api.keys import create_partner_key
+
+    engine = sa.create_engine(to_sqlalchemy(url))
+    try:
+        with engine.begin() as conn:
+            company = str(
+                conn.execute(
+                    sa.text(
+                        "select company_id from ops.partner_keys where name = 'bench' "
+                        "order by key_id limit 1"
+                    )
+                ).scalar_one()
+            )
+            mine = list(
+                conn.execute(
+                    sa.text(
+                        "select restaurant_id from ops.restaurants where company_id = :c "
+                        "order by restaurant_id"
+                    ),
+                    {"c": company},
+                ).scalars()
+            )
+            key = create_partner_key(
+                conn, company_id=company, scopes=["read:workforce", "read:crm"], name="bench"
+            )
+            raw = sum(
+                int(conn.execute(sa.text(f"select count(*) from raw.{t}")).scalar_one())
+                for t in ("order_events", "webhook_events")
+            )
+            canonical = int(
+                conn.execute(
+                    sa.text("select count(*) from canonical.canonical_events")
+                ).scalar_one()
+            )
+    finally:
+        engine.dispose()
+    return World(url, database, company, mine, key, raw, canonical, 0.0)
 
 
 # ---------------------------------------------------------------- wrk
@@ -368,7 +411,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--docs", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--settle", type=float, default=15.0, help="wait this long for a quiet machine")
     p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
-    p.add_argument("--keep-db", action="store_true")
+    p.add_argument("--keep-db", action="store_true", help="do not drop the database at the end")
+    p.add_argument(
+        "--reuse-db",
+        metavar="NAME",
+        help="measure a database a --keep-db run left (no landing or materializing; kept)",
+    )
     return p.parse_args(argv)
 
 
@@ -382,15 +430,23 @@ def main(argv: list[str] | None = None) -> int:
     only = {s.strip() for s in args.only.split(",") if s.strip()}
     wrk = ensure_wrk()
     srv = server_url()
-    name, url = create_database(srv)
-    log(f"database {name} created and migrated")
+    if args.reuse_db:
+        name, url = args.reuse_db, with_database(srv, args.reuse_db)
+        log(f"reusing database {name}")
+    else:
+        name, url = create_database(srv)
+        log(f"database {name} created and migrated")
     scratch = Path(tempfile.mkdtemp(prefix="ps-bench-api-"))
     outcomes: list[Outcome] = []
     lua = scratch / "get.lua"
     lua.write_text(LUA)
     try:
         host = machine(url, wrk)
-        world = build_world(url, name, restaurants, days, scratch)
+        world = (
+            reuse_world(url, name)
+            if args.reuse_db
+            else build_world(url, name, restaurants, days, scratch)
+        )
         log(
             f"world: {world.raw_rows:,} raw rows, {world.canonical_rows:,} canonical events, "
             f"built in {world.build_seconds:.0f} s"
@@ -450,7 +506,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-        if args.keep_db:
+        if args.keep_db or args.reuse_db:
             log(f"kept database {name}")
         else:
             drop_database(srv, name)
