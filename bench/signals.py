@@ -162,7 +162,14 @@ class Dataset:
     seen: set[tuple[str, str, str]] = field(default_factory=set)
 
 
-def load_month(url: str, specs: list[RestaurantSpec], days: int, *, budget_s: float) -> Dataset:
+def load_month(
+    url: str,
+    specs: list[RestaurantSpec],
+    days: int,
+    *,
+    budget_s: float,
+    table_factor: float = 1.0,
+) -> Dataset:
     """Days 1..`days` in full, then the next day up to the cut; the 15 minutes after the
     cut are kept back as `pending`. Stops adding days when `budget_s` runs out."""
     with psycopg.connect(url) as conn:
@@ -195,6 +202,16 @@ def load_month(url: str, specs: list[RestaurantSpec], days: int, *, budget_s: fl
     data.pending = [d for d in batch if cut < d.send_at <= end]
     data.cut = cut
     data.month.seconds = time.perf_counter() - started
+    with psycopg.connect(url) as conn:
+        conn.execute(
+            "create table if not exists public.bench_signals_meta (restaurants integer, "
+            "days integer, table_factor double precision, cut timestamptz, "
+            "landed_until timestamptz)"
+        )
+        conn.execute(
+            "insert into public.bench_signals_meta values (%s, %s, %s, %s, %s)",
+            (len(specs), data.days, table_factor, cut, cut),
+        )
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("vacuum analyze raw.order_events")
         conn.execute("vacuum analyze raw.webhook_events")
@@ -534,6 +551,58 @@ def code_load_seconds() -> float:
     return time.perf_counter() - started
 
 
+def next_slice(url: str) -> tuple[list[RestaurantSpec], list[Delivery]]:
+    """For a database a previous run kept: its restaurants, and the next
+    NEW_EVENTS_MINUTES of the cut day's events after what it already holds."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "select restaurants, table_factor, cut, landed_until from public.bench_signals_meta"
+        ).fetchone()
+        if row is None:
+            raise SystemExit(f"{url} holds no bench.signals data (run with --keep-db first)")
+        restaurants, table_factor, cut, landed_until = row
+        end = landed_until + timedelta(minutes=NEW_EVENTS_MINUTES)
+        conn.execute("update public.bench_signals_meta set landed_until = %s", (end,))
+    specs = bench_restaurants(restaurants, table_factor=table_factor)
+    batch = service_day(specs, cut.date(), seed=SEED)
+    return specs, [d for d in batch if landed_until < d.send_at <= end]
+
+
+def rerun_incremental(args: argparse.Namespace) -> Results:
+    """--url: time the sensor's incremental run again on a kept database, once per
+    --incremental-runs, each after the next NEW_EVENTS_MINUTES of events."""
+    import statistics
+    import tempfile
+
+    results = Results(machine=machine_line())
+    signals = Signals(args.url, Path(tempfile.mkdtemp(prefix="bench-signals-")))
+    with psycopg.connect(args.url) as conn:
+        row = conn.execute(
+            "select (select count(*) from raw.order_events) + (select count(*) from raw.webhook_events)"
+        ).fetchone()
+        results.raw_rows = int(row[0]) if row else 0
+    signals.mark_processed()
+    signals.sensor_tick()  # catch up on anything landed after the last run
+    timings: list[float] = []
+    for _ in range(args.incremental_runs):
+        specs, pending = next_slice(args.url)
+        results.restaurants = len(specs)
+        signals.mark_processed()
+        results.new_events = land_pending(args.url, pending)
+        with PeakRss() as rss, timed() as took:
+            ran, models = signals.sensor_tick()
+        timings.append(took[0])
+        results.incremental_ok = ran
+        results.incremental_models = models
+        results.incremental_peak_rss_mib = max(results.incremental_peak_rss_mib, rss.peak / 2**20)
+        log(f"incremental {took[0]:.2f} s over {models} models ({results.new_events} events)")
+    results.incremental_seconds = round(statistics.median(timings), 2)
+    results.notes.append(
+        "incremental runs (s): " + ", ".join(f"{t:.2f}" for t in timings) + " (median above)"
+    )
+    return results
+
+
 def run(args: argparse.Namespace) -> Results:
     import tempfile
 
@@ -546,7 +615,9 @@ def run(args: argparse.Namespace) -> Results:
         log(
             f"database {url.rsplit('/', 1)[1]}: loading {args.restaurants} restaurants x {args.days} days"
         )
-        data = load_month(url, specs, args.days, budget_s=args.load_budget)
+        data = load_month(
+            url, specs, args.days, budget_s=args.load_budget, table_factor=args.table_factor
+        )
         results.days = data.days
         results.raw_rows = data.month.total
         results.load_seconds = round(data.month.seconds, 1)
@@ -565,6 +636,11 @@ def run(args: argparse.Namespace) -> Results:
 
         signals.mark_processed()
         results.new_events = land_pending(url, data.pending)
+        with psycopg.connect(url) as conn:
+            conn.execute(
+                "update public.bench_signals_meta set landed_until = %s",
+                (data.cut + timedelta(minutes=NEW_EVENTS_MINUTES),),
+            )
         log(f"landed {results.new_events} events of the next {NEW_EVENTS_MINUTES} minutes")
         with PeakRss() as rss, timed() as took:
             ran, models = signals.sensor_tick()
@@ -635,15 +711,41 @@ def render(results: Results) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_incremental(results: Results) -> str:
+    r = results
+    lines = [
+        f"`python -m bench.signals --url ...` on {r.machine}; {r.restaurants} restaurants, "
+        f"{r.raw_rows:,} raw rows.",
+        "",
+        "| measure | result |",
+        "| --- | --- |",
+        f"| incremental run after {NEW_EVENTS_MINUTES} minutes of new events ({r.new_events:,} events): sensor evaluation + the run it requests, in process, dbt start-up included | {r.incremental_seconds} s ({r.incremental_models} models) |",
+        f"| peak RSS, Python side, incremental run | {r.incremental_peak_rss_mib:.1f} MiB |",
+    ]
+    lines += [f"- {note}" for note in r.notes]
+    return "\n".join(lines) + "\n"
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.signals", description=__doc__)
     p.add_argument("--restaurants", type=int, default=50)
     p.add_argument("--days", type=int, default=30)
-    p.add_argument("--table-factor", type=float, default=1.0, help="scale each dining room")
+    p.add_argument(
+        "--table-factor",
+        type=float,
+        default=4.0,
+        help="scale each dining room (4.0: about 6,600 raw events per restaurant-day, "
+        "10 M for 50 restaurants x 30 days)",
+    )
     p.add_argument("--load-budget", type=float, default=600, help="seconds for loading")
     p.add_argument("--freshness-seconds", type=float, default=150)
     p.add_argument("--sensor-interval", type=int, default=30)
-    p.add_argument("--url", help="an existing, already loaded bench database (not dropped)")
+    p.add_argument(
+        "--url",
+        help="a database an earlier run kept (--keep-db): no load, no rebuild; land the "
+        "next 15 minutes of events and time the incremental run again (not dropped)",
+    )
+    p.add_argument("--incremental-runs", type=int, default=1, help="with --url: how many")
     p.add_argument("--keep-db", action="store_true")
     p.add_argument("--json", type=Path, help="also write the results here")
     return p.parse_args(argv)
@@ -651,6 +753,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.url:
+        results = rerun_incremental(args)
+        print(render_incremental(results))
+        return 0 if results.incremental_ok else 1
     results = run(args)
     text = render(results)
     print(text)

@@ -43,12 +43,19 @@
 with
 
 {% for model in staging_models %}
+{%- set raw_table = 'order_events' if model.startswith('stg_pos') else 'webhook_events' %}
 {{ model }} as (
 
     select {{ canonical_columns() | join(', ') }}
     from {{ ref(model) }}
     {%- if is_incremental() %}
-    where raw_id > {{ watermarks['order_events' if model.startswith('stg_pos') else 'webhook_events'] }}
+    where raw_id > {{ watermarks[raw_table] }}
+        -- Rows of the look-back already here are skipped before their payload is parsed
+        -- (the staging views inline, so this filters the raw scan).
+        and raw_id not in (
+            select raw_id from {{ this }}
+            where raw_table = '{{ raw_table }}' and raw_id > {{ watermarks[raw_table] }}
+        )
     {%- endif %}
 
 ),

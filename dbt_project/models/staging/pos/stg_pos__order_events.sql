@@ -20,8 +20,9 @@ parsed as (
         event_type as provider_event_type,
         occurred_at,
         received_at,
-        body::jsonb as payload
+        parsed_body.payload
     from source
+    {{ parse_payload('source') }}
 
 ),
 

@@ -18,8 +18,9 @@ parsed as (
         company_id,
         event_type as provider_event_type,
         received_at,
-        body::jsonb as payload
+        parsed_body.payload
     from source
+    {{ parse_payload('source') }}
 
 ),
 
