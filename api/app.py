@@ -25,9 +25,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state = ApiState.create(s, libpq_url(s))
         await state.pool.open(wait=False)
         app.state.api = state
-        # A worker holds ~110,000 objects after imports; each full collection walked them
-        # all (60-340 ms under load) with every request waiting: that was the p99. They
-        # live as long as the process, so they are moved out of the collector's way.
+        # A worker holds ~110,000 objects after imports that live as long as it does; a
+        # full collection would walk them all with every request waiting. Moved out of
+        # the collector's way, as in ingest (A/B in docs/benchmarks.md: within noise here).
         gc.collect()
         gc.freeze()
         try:
