@@ -649,6 +649,8 @@ def run(args: argparse.Namespace) -> Results:
         results.incremental_seconds = round(took[0], 2)
         results.incremental_peak_rss_mib = round(rss.peak / 2**20, 1)
         log(f"incremental {results.incremental_seconds} s over {models} models")
+        if args.no_live:
+            return results
 
         # "Now": today's service up to this minute, landed and caught up by the sensor.
         today = service_day(specs, datetime.now(UTC).date(), seed=SEED + 1, until=datetime.now(UTC))
@@ -747,6 +749,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--incremental-runs", type=int, default=1, help="with --url: how many")
     p.add_argument("--keep-db", action="store_true")
+    p.add_argument(
+        "--no-live",
+        action="store_true",
+        help="stop after the incremental run: no 'now' landing, live views or freshness "
+        "(a kept database then stays fit for --url reruns)",
+    )
     p.add_argument("--json", type=Path, help="also write the results here")
     return p.parse_args(argv)
 

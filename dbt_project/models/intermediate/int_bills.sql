@@ -12,7 +12,7 @@
             {'columns': ['restaurant_id', 'bill_requested_at']},
             {'columns': ['company_id', 'restaurant_id', 'order_id']},
         ],
-        pre_hook="{{ stage_scope() }}",
+        pre_hook="{{ stage_scope(orders=true) }}",
         post_hook=["{{ analyze_if_new() }}", "{{ record_watermark() }}"],
     )
 }}

@@ -13,7 +13,7 @@
             {'columns': ['visit_id']},
             {'columns': ['company_id', 'restaurant_id', 'order_id']},
         ],
-        pre_hook="{{ stage_scope() }}",
+        pre_hook="{{ stage_scope(orders=true) }}",
         post_hook=["{{ analyze_if_new() }}", "{{ record_watermark() }}"],
     )
 }}

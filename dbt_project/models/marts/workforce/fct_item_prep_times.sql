@@ -87,21 +87,35 @@ daily as (
 
 ),
 
+recomputed_days as (
+
+    select daily.* from daily
+    {%- if scope is not none %}
+    -- Days before the first recomputed one were read only for the trailing window.
+    inner join scope
+        on daily.restaurant_id = scope.restaurant_id
+        and daily.company_id = scope.company_id
+        and daily.business_date >= scope.from_business_date
+    {%- endif %}
+
+),
+
 trailing_window as (
 
     select
-        daily.restaurant_id,
-        daily.item_id,
-        daily.business_date,
+        recomputed_days.restaurant_id,
+        recomputed_days.item_id,
+        recomputed_days.business_date,
         count(*) as sample_count,
         percentile_cont(0.5) within group (order by samples.prep_seconds) as p50_prep_seconds,
         percentile_cont(0.9) within group (order by samples.prep_seconds) as p90_prep_seconds
-    from daily
+    from recomputed_days
     inner join samples
-        on daily.restaurant_id = samples.restaurant_id
-        and daily.item_id = samples.item_id
-        and samples.business_date > daily.business_date - {{ var('prep_time_window_days') }}
-        and samples.business_date <= daily.business_date
+        on recomputed_days.restaurant_id = samples.restaurant_id
+        and recomputed_days.item_id = samples.item_id
+        and samples.business_date
+            > recomputed_days.business_date - {{ var('prep_time_window_days') }}
+        and samples.business_date <= recomputed_days.business_date
     group by 1, 2, 3
 
 ),
@@ -121,18 +135,11 @@ final as (
         trailing_window.sample_count::integer as window_sample_count,
         round(trailing_window.p50_prep_seconds::numeric, 3) as window_p50_prep_seconds,
         round(trailing_window.p90_prep_seconds::numeric, 3) as window_p90_prep_seconds
-    from daily
+    from recomputed_days as daily
     inner join trailing_window
         on daily.restaurant_id = trailing_window.restaurant_id
         and daily.item_id = trailing_window.item_id
         and daily.business_date = trailing_window.business_date
-    {%- if scope is not none %}
-    -- Days before the first recomputed one were read only for the trailing window.
-    inner join scope
-        on daily.restaurant_id = scope.restaurant_id
-        and daily.company_id = scope.company_id
-        and daily.business_date >= scope.from_business_date
-    {%- endif %}
 
 )
 
