@@ -94,7 +94,7 @@ with_visits as (
 
     select
         milestones.*,
-        visits.visit_id,
+        visit.visit_id,
         coalesce(line_totals.lines, 0) as lines,
         line_totals.first_fired_at,
         case
@@ -106,12 +106,20 @@ with_visits as (
         on milestones.company_id = line_totals.company_id
         and milestones.restaurant_id = line_totals.restaurant_id
         and milestones.order_id = line_totals.order_id
-    left join visits
-        on milestones.company_id = visits.company_id
-        and milestones.restaurant_id = visits.restaurant_id
-        and milestones.table_id = visits.table_id
-        and milestones.opened_at >= visits.seated_at
-        and milestones.opened_at < coalesce(visits.cleared_at, 'infinity'::timestamptz)
+    -- A table's visits never overlap, so only its latest seating at or before the
+    -- order's opening can hold it: one probe of the (restaurant_id, table_id, seated_at)
+    -- index per order. (A range join instead merge-joins every visit of the table.)
+    left join lateral (
+        select visit_id, cleared_at
+        from visits
+        where visits.restaurant_id = milestones.restaurant_id
+            and visits.table_id = milestones.table_id
+            and visits.company_id = milestones.company_id
+            and visits.seated_at <= milestones.opened_at
+        order by visits.seated_at desc, coalesce(visits.cleared_at, 'infinity'::timestamptz) desc
+        limit 1
+    ) as visit
+        on milestones.opened_at < coalesce(visit.cleared_at, 'infinity'::timestamptz)
 
 ),
 

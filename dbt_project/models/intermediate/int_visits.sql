@@ -29,12 +29,7 @@ canonical_events as (
     {%- if scope is none %}
     select * from {{ ref('canonical_events') }}
     {%- else %}
-    select events.*
-    from {{ ref('canonical_events') }} as events
-    inner join {{ scope_relation(scope) }} as scope
-        on events.company_id = scope.company_id
-        and events.restaurant_id = scope.restaurant_id
-        and events.occurred_at >= scope.recompute_from
+    select * from {{ scoped_rows(ref('canonical_events'), 'occurred_at', scope) }} as events
     {%- endif %}
 
 ),

@@ -32,12 +32,7 @@ visits as (
     {%- if scope is none %}
     select * from {{ ref('int_visits') }}
     {%- else %}
-    select int_visits.*
-    from {{ ref('int_visits') }} as int_visits
-    inner join {{ scope_relation(scope) }} as scope
-        on int_visits.company_id = scope.company_id
-        and int_visits.restaurant_id = scope.restaurant_id
-        and int_visits.seated_at >= scope.recompute_from
+    select * from {{ scoped_rows(ref('int_visits'), 'seated_at', scope) }} as int_visits
     {%- endif %}
 
 ),

@@ -41,13 +41,13 @@ scope as (
 
 order_lines as (
 
-    select int_order_lines.* from {{ ref('int_order_lines') }} as int_order_lines
-    {%- if scope is not none %}
-    inner join scope
-        on int_order_lines.company_id = scope.company_id
-        and int_order_lines.restaurant_id = scope.restaurant_id
-        and int_order_lines.fired_at
-            >= scope.recompute_from - interval '{{ var("prep_time_window_days") | int + 2 }} days'
+    {%- if scope is none %}
+    select * from {{ ref('int_order_lines') }}
+    {%- else %}
+    select * from {{ scoped_rows(
+        ref('int_order_lines'), 'fired_at', scope,
+        before=(var('prep_time_window_days') | int + 2) ~ ' days',
+    ) }} as int_order_lines
     {%- endif %}
 
 ),
@@ -70,6 +70,19 @@ samples as (
 
 ),
 
+recomputed_samples as (
+
+    select samples.* from samples
+    {%- if scope is not none %}
+    -- Days before the first recomputed one are read only for the trailing window.
+    inner join scope
+        on samples.restaurant_id = scope.restaurant_id
+        and samples.company_id = scope.company_id
+        and samples.business_date >= scope.from_business_date
+    {%- endif %}
+
+),
+
 daily as (
 
     select
@@ -82,40 +95,26 @@ daily as (
         count(*) as sample_count,
         percentile_cont(0.5) within group (order by prep_seconds) as p50_prep_seconds,
         percentile_cont(0.9) within group (order by prep_seconds) as p90_prep_seconds
-    from samples
+    from recomputed_samples
     group by 1, 2, 3, 4
-
-),
-
-recomputed_days as (
-
-    select daily.* from daily
-    {%- if scope is not none %}
-    -- Days before the first recomputed one were read only for the trailing window.
-    inner join scope
-        on daily.restaurant_id = scope.restaurant_id
-        and daily.company_id = scope.company_id
-        and daily.business_date >= scope.from_business_date
-    {%- endif %}
 
 ),
 
 trailing_window as (
 
     select
-        recomputed_days.restaurant_id,
-        recomputed_days.item_id,
-        recomputed_days.business_date,
+        daily.restaurant_id,
+        daily.item_id,
+        daily.business_date,
         count(*) as sample_count,
         percentile_cont(0.5) within group (order by samples.prep_seconds) as p50_prep_seconds,
         percentile_cont(0.9) within group (order by samples.prep_seconds) as p90_prep_seconds
-    from recomputed_days
+    from daily
     inner join samples
-        on recomputed_days.restaurant_id = samples.restaurant_id
-        and recomputed_days.item_id = samples.item_id
-        and samples.business_date
-            > recomputed_days.business_date - {{ var('prep_time_window_days') }}
-        and samples.business_date <= recomputed_days.business_date
+        on daily.restaurant_id = samples.restaurant_id
+        and daily.item_id = samples.item_id
+        and samples.business_date > daily.business_date - {{ var('prep_time_window_days') }}
+        and samples.business_date <= daily.business_date
     group by 1, 2, 3
 
 ),
@@ -135,7 +134,7 @@ final as (
         trailing_window.sample_count::integer as window_sample_count,
         round(trailing_window.p50_prep_seconds::numeric, 3) as window_p50_prep_seconds,
         round(trailing_window.p90_prep_seconds::numeric, 3) as window_p90_prep_seconds
-    from recomputed_days as daily
+    from daily
     inner join trailing_window
         on daily.restaurant_id = trailing_window.restaurant_id
         and daily.item_id = trailing_window.item_id

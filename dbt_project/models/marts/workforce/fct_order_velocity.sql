@@ -42,24 +42,21 @@ scope as (
 
 pos_orders as (
 
-    select int_orders.* from {{ ref('int_orders') }} as int_orders
-    {%- if scope is not none %}
-    inner join scope
-        on int_orders.company_id = scope.company_id
-        and int_orders.restaurant_id = scope.restaurant_id
-        and int_orders.opened_at >= scope.recompute_from - interval '2 days'
+    {%- if scope is none %}
+    select * from {{ ref('int_orders') }}
+    {%- else %}
+    select * from {{ scoped_rows(ref('int_orders'), 'opened_at', scope, before='2 days') }} as int_orders
     {%- endif %}
 
 ),
 
 delivery_orders as (
 
-    select int_delivery_orders.* from {{ ref('int_delivery_orders') }} as int_delivery_orders
-    {%- if scope is not none %}
-    inner join scope
-        on int_delivery_orders.company_id = scope.company_id
-        and int_delivery_orders.restaurant_id = scope.restaurant_id
-        and int_delivery_orders.received_at >= scope.recompute_from - interval '2 days'
+    {%- if scope is none %}
+    select * from {{ ref('int_delivery_orders') }}
+    {%- else %}
+    select * from {{ scoped_rows(ref('int_delivery_orders'), 'received_at', scope, before='2 days') }}
+        as int_delivery_orders
     {%- endif %}
 
 ),
