@@ -334,7 +334,7 @@ def run_demo(*, restaurants: int = 5, seed: int = 7) -> int:
         from pipelines.run import materialize_all
 
         console.print("[bold]4. Materializing the signals through Dagster[/bold]")
-        if not materialize_all(settings, console=console, log_level="WARNING"):
+        if not materialize_all(settings, console=console, log_level="WARNING", quiet=True):
             code = 1
         for table in signals_tables(engine, sorted(keys)):
             console.print(table)

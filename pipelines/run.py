@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,10 +60,12 @@ def materialize_all(
     full_refresh: bool = False,
     console: Console | None = None,
     log_level: str = "INFO",
+    quiet: bool = False,
 ) -> bool:
     """Run the signals job in-process against `settings`' database, recorded in the
     project's Dagster instance (visible in the UI). True when the run succeeded and no
-    check failed at error severity (warnings are reported, not fatal)."""
+    check failed at error severity (warnings are reported, not fatal). `quiet` keeps dbt's
+    log off the console unless the run fails."""
     console = console or Console(stderr=True)
     prepare_dagster_home(settings)
     # Imported here: loading the definitions parses the dbt project when it changed.
@@ -75,7 +79,14 @@ def materialize_all(
     console.print(
         f"[bold]Materializing signals[/bold] ({'full rebuild' if full_refresh else 'incremental'})"
     )
-    with dg.DagsterInstance.get() as instance:
+    dbt_lines = io.StringIO()
+    with contextlib.ExitStack() as stack:
+        if quiet:
+            # dagster-dbt echoes every dbt log line to stdout; kept here instead, and
+            # shown only when the run fails.
+            console.print("dbt build through Dagster (its log is shown if it fails) ...")
+            stack.enter_context(contextlib.redirect_stdout(dbt_lines))
+        instance = stack.enter_context(dg.DagsterInstance.get())
         result = job.execute_in_process(
             run_config=run_config(full_refresh=full_refresh, log_level=log_level),
             instance=instance,
@@ -83,6 +94,8 @@ def materialize_all(
             tags={"partner-signals/trigger": "cli"},
         )
     summary = summarize(result)
+    if quiet and not summary.ok:
+        console.print("\n".join(dbt_lines.getvalue().splitlines()[-40:]), markup=False)
     report(console, summary)
     return summary.ok
 

@@ -51,3 +51,25 @@ def test_materialize_all_matches_dbt_build(
         runs = conn.execute("select count(*) from dagster.runs").fetchone()
     assert runs is not None and runs[0] == 1
     assert (dagster_settings.data_dir / "dagster" / "dagster.yaml").exists()
+
+
+def test_quiet_materialize_keeps_dbt_log_off_the_console(
+    built_day: BuiltDay, server_url: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    day = built_day.day
+    url = new_database(server_url, "ps_quiet")
+    try:
+        with psycopg.connect(url) as conn:
+            register(conn, day.company_id, day.restaurant_id)
+            land(conn, day.company_id, day.events)
+        settings = Settings(database_url=url, data_dir=tmp_path, exports_dir=tmp_path / "exports")
+        output = tmp_path / "progress.txt"
+        with output.open("w") as fh:
+            ok = materialize_all(settings, console=Console(file=fh, width=120), quiet=True)
+        shown = output.read_text()
+        assert ok, shown
+        assert "checks failed" in shown
+        assert "START sql" not in shown
+        assert "START sql" not in capfd.readouterr().out
+    finally:
+        drop_database(server_url, url)
