@@ -42,10 +42,19 @@
     {%- if not execute or this is none or not is_incremental() -%}
         {{ return(none) }}
     {%- endif -%}
+    {{ return(scope_since(model_watermark(this.identifier))) }}
+{%- endmacro %}
+
+{#- The newest canonical loaded_at `model` has processed; none when it has no record. -#}
+{% macro model_watermark(model) -%}
     {%- set since = run_query(
-        "select loaded_at from " ~ watermark_table() ~ " where model = '" ~ this.identifier ~ "'"
+        "select loaded_at from " ~ watermark_table() ~ " where model = '" ~ model ~ "'"
     ) -%}
-    {%- set since_value = since.columns[0].values()[0] if since.rows | length > 0 else none -%}
+    {{ return(since.columns[0].values()[0] if since.rows | length > 0 else none) }}
+{%- endmacro %}
+
+{#- The scope rows for canonical events loaded after `since_value` (none: every event). -#}
+{% macro scope_since(since_value) -%}
     {%- set changed = run_query(
         "select company_id, restaurant_id, "
         ~ (
@@ -67,10 +76,36 @@
     {{ return(rows) }}
 {%- endmacro %}
 
-{#- Pre-hook of every incremental model: the scope and, for the models that recompute
-    orders (`orders=true`), the orders with events in it, as analyzed temp tables (dropped
-    at commit), so the planner sees their real sizes. -#}
-{% macro stage_scope(orders=false) -%}
+{#- The models that recompute whole orders, reading them from int_scope_orders. -#}
+{% macro order_scope_models() -%}
+    {{ return(['int_order_lines', 'int_delivery_orders', 'int_orders', 'int_bills']) }}
+{%- endmacro %}
+
+{#- The scope int_scope_orders stages: from the oldest watermark among the order models
+    that exist (each then reads a superset of its own scope; recomputing an order again
+    gives the same rows); none when none of them will run incrementally. -#}
+{% macro order_models_scope() -%}
+    {%- if not execute or flags.FULL_REFRESH -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set marks = [] -%}
+    {%- for model in order_scope_models() -%}
+        {%- if adapter.get_relation(this.database, this.schema, model) is not none -%}
+            {%- do marks.append(model_watermark(model)) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- if marks | length == 0 -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- if none in marks -%}
+        {{ return(scope_since(none)) }}
+    {%- endif -%}
+    {{ return(scope_since(marks | min)) }}
+{%- endmacro %}
+
+{#- Pre-hook of the incremental models that read the scope by restaurant: the scope as
+    an analyzed temp table (dropped at commit), so the planner sees its real size. -#}
+{% macro stage_scope() -%}
     {%- set scope = incremental_scope() -%}
     {%- if scope is none or scope | length == 0 -%}
     select 1
@@ -83,24 +118,18 @@
         {%- endfor %}
     ) as scope (company_id, restaurant_id, recompute_from);
     analyze scope_restaurants
-    {%- if orders %};
-    drop table if exists pg_temp.scope_orders;
-    create temp table scope_orders on commit drop as
-    select distinct company_id, restaurant_id, order_id
-    from {{ scoped_rows(canonical_events_relation(), 'occurred_at', scope) }} as events
-    where order_id is not null;
-    analyze scope_orders
-    {%- endif -%}
     {%- endif -%}
 {%- endmacro %}
 
 {#- The rows of `relation` in scope: per restaurant, those with `column` at or after its
-    recompute_from (less `before`, an interval such as '2 days'), one branch per
-    restaurant with its time as a literal. Joined to the scope table instead, the planner
-    cannot estimate `column >= scope.recompute_from` and scans the whole table: 25-40 s a
-    model on 10 M events (measured) where the (restaurant_id, <column>) index reads a few
-    thousand rows. -#}
-{% macro scoped_rows(relation, column, scope, before=none) -%}
+    recompute_from less `days_before` days, one branch per restaurant with its time as a
+    literal. Joined to the scope table instead, the planner cannot estimate
+    `column >= scope.recompute_from` and scans the whole table: 25-40 s a model on 10 M
+    events (measured) where the (restaurant_id, <column>) index reads a few thousand
+    rows. The subtraction is done here: `literal - interval` is not a constant to the
+    planner either, and it then prefers an index that reads the restaurant's whole
+    history. -#}
+{% macro scoped_rows(relation, column, scope, days_before=0) -%}
     {%- if scope | length == 0 -%}
     (select * from {{ relation }} where false)
     {%- else -%}
@@ -109,14 +138,23 @@
         select * from {{ relation }}
         where company_id = '{{ row[0] | replace("'", "''") }}'
             and restaurant_id = '{{ row[1] | replace("'", "''") }}'
-            and {{ column }} >= '{{ row[2] }}'::timestamptz
-            {%- if before %} - interval '{{ before }}'{% endif %}
+            and {{ column }} >= '{{ days_earlier(row[2], days_before) }}'::timestamptz
         {%- if not loop.last %}
         union all
         {%- endif %}
         {%- endfor %}
     )
     {%- endif -%}
+{%- endmacro %}
+
+{#- An ISO UTC time from incremental_scope (or '-infinity'), `days` days earlier. -#}
+{% macro days_earlier(iso, days) -%}
+    {%- if days == 0 or iso == '-infinity' -%}
+        {{ return(iso) }}
+    {%- endif -%}
+    {%- set fmt = '%Y-%m-%dT%H:%M:%S.%fZ' -%}
+    {%- set parsed = modules.datetime.datetime.strptime(iso, fmt) -%}
+    {{ return((parsed - modules.datetime.timedelta(days=days)).strftime(fmt)) }}
 {%- endmacro %}
 
 {#- The scope as a relation: (company_id, restaurant_id, recompute_from). -#}
@@ -130,14 +168,34 @@
 {%- endmacro %}
 
 {#- POS, payment and delivery orders with any event in scope: recomputed whole, from all
-    their events (index on canonical_events (restaurant_id, order_id)). -#}
+    their events (index on canonical_events (restaurant_id, order_id)). Read from
+    int_scope_orders when this invocation built it (each caller names it in a `depends_on`
+    comment, so it is built first); otherwise, say a model selected on its own, found
+    here. -#}
 {% macro scoped_orders(scope) -%}
     {%- if scope | length == 0 -%}
     (select null::text as company_id, null::text as restaurant_id, null::text as order_id
         where false)
+    {%- elif scope_orders_staged() -%}
+    (select company_id, restaurant_id, order_id from {{ ref('int_scope_orders') }})
     {%- else -%}
-    (select company_id, restaurant_id, order_id from pg_temp.scope_orders)
+    (select distinct company_id, restaurant_id, order_id
+        from {{ scoped_rows(canonical_events_relation(), 'occurred_at', scope) }} as events
+        where order_id is not null)
     {%- endif -%}
+{%- endmacro %}
+
+{#- int_scope_orders marks itself with the invocation that built it (a table comment). -#}
+{% macro mark_scope_orders() -%}
+    comment on table {{ this }} is '{{ invocation_id }}'
+{%- endmacro %}
+
+{% macro scope_orders_staged() -%}
+    {%- set relation = ref('int_scope_orders') -%}
+    {%- set found = run_query(
+        "select obj_description(to_regclass('" ~ relation ~ "'), 'pg_class')"
+    ) -%}
+    {{ return(found.columns[0].values()[0] == invocation_id) }}
 {%- endmacro %}
 
 {#- A table just built has no planner statistics, and the next model's joins on it go

@@ -10,7 +10,7 @@
         materialized='incremental',
         incremental_strategy='append',
         on_schema_change='append_new_columns',
-        post_hook="{{ analyze_if_new() }}",
+        post_hook=["{{ ensure_payments_index() }}", "{{ analyze_if_new() }}"],
         indexes=[
             {'columns': ['raw_table', 'raw_id']},
             {'columns': ['restaurant_id', 'occurred_at']},

@@ -12,11 +12,11 @@
             {'columns': ['restaurant_id', 'fired_at']},
             {'columns': ['company_id', 'restaurant_id', 'order_id']},
         ],
-        pre_hook="{{ stage_scope(orders=true) }}",
         post_hook=["{{ analyze_if_new() }}", "{{ record_watermark() }}"],
     )
 }}
 
+-- depends_on: {{ ref('int_scope_orders') }}
 {%- set scope = incremental_scope() %}
 
 with

@@ -13,11 +13,11 @@
             {'columns': ['visit_id']},
             {'columns': ['company_id', 'restaurant_id', 'order_id']},
         ],
-        pre_hook="{{ stage_scope(orders=true) }}",
         post_hook=["{{ analyze_if_new() }}", "{{ record_watermark() }}"],
     )
 }}
 
+-- depends_on: {{ ref('int_scope_orders') }}
 {%- set scope = incremental_scope() %}
 
 with

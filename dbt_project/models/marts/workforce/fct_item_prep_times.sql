@@ -46,7 +46,7 @@ order_lines as (
     {%- else %}
     select * from {{ scoped_rows(
         ref('int_order_lines'), 'fired_at', scope,
-        before=(var('prep_time_window_days') | int + 2) ~ ' days',
+        days_before=var('prep_time_window_days') | int + 2,
     ) }} as int_order_lines
     {%- endif %}
 

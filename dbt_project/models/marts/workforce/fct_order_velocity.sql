@@ -45,7 +45,7 @@ pos_orders as (
     {%- if scope is none %}
     select * from {{ ref('int_orders') }}
     {%- else %}
-    select * from {{ scoped_rows(ref('int_orders'), 'opened_at', scope, before='2 days') }} as int_orders
+    select * from {{ scoped_rows(ref('int_orders'), 'opened_at', scope, days_before=2) }} as int_orders
     {%- endif %}
 
 ),
@@ -55,7 +55,7 @@ delivery_orders as (
     {%- if scope is none %}
     select * from {{ ref('int_delivery_orders') }}
     {%- else %}
-    select * from {{ scoped_rows(ref('int_delivery_orders'), 'received_at', scope, before='2 days') }}
+    select * from {{ scoped_rows(ref('int_delivery_orders'), 'received_at', scope, days_before=2) }}
         as int_delivery_orders
     {%- endif %}
 
