@@ -121,7 +121,6 @@ class World:
 
 
 def build_world(url: str, database: str, restaurants: int, days: int, scratch: Path) -> World:
-    from api.keys import create_partner_key
     from bench.signals import bench_restaurants, land_between, register
     from partner_signals.settings import Settings
     from partner_signals.synthetic import service_day
@@ -161,19 +160,7 @@ def build_world(url: str, database: str, restaurants: int, days: int, scratch: P
         raise RuntimeError(f"materialize failed: {out.getvalue()[-3000:]}")
     company = specs[0].company_id
     mine = [s.restaurant_id for s in specs if s.company_id == company]
-    engine = sa.create_engine(to_sqlalchemy(url))
-    try:
-        with engine.begin() as conn:
-            key = create_partner_key(
-                conn, company_id=company, scopes=["read:workforce", "read:crm"], name="bench"
-            )
-            canonical = int(
-                conn.execute(
-                    sa.text("select count(*) from canonical.canonical_events")
-                ).scalar_one()
-            )
-    finally:
-        engine.dispose()
+    key, _, canonical = bench_key_and_counts(url, company)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("vacuum analyze")
     return World(url, database, company, mine, key, raw, canonical, time.perf_counter() - started)
@@ -183,28 +170,32 @@ def reuse_world(url: str, database: str) -> World:
     """The world a `--keep-db` run left behind, with a new key (the old one was shown
     once): iterating on the API without landing and materializing again. "Now" is as
     of that run's landing, so active orders and open tables thin out as time passes."""
+    with psycopg.connect(url) as conn:
+        found = conn.execute(
+            "select company_id from ops.partner_keys where name = 'bench' order by key_id limit 1"
+        ).fetchone()
+        assert found is not None, f"{database} holds no bench.api world"
+        company = str(found[0])
+        mine = [
+            str(row[0])
+            for row in conn.execute(
+                "select restaurant_id from ops.restaurants where company_id = %s "
+                "order by restaurant_id",
+                (company,),
+            )
+        ]
+    key, raw, canonical = bench_key_and_counts(url, company)
+    return World(url, database, company, mine, key, raw, canonical, 0.0)
+
+
+def bench_key_and_counts(url: str, company: str) -> tuple[str, int, int]:
+    """A new partner key for `company` that reads signals, and the raw and canonical row
+    counts."""
     from api.keys import create_partner_key
 
     engine = sa.create_engine(to_sqlalchemy(url))
     try:
         with engine.begin() as conn:
-            company = str(
-                conn.execute(
-                    sa.text(
-                        "select company_id from ops.partner_keys where name = 'bench' "
-                        "order by key_id limit 1"
-                    )
-                ).scalar_one()
-            )
-            mine = list(
-                conn.execute(
-                    sa.text(
-                        "select restaurant_id from ops.restaurants where company_id = :c "
-                        "order by restaurant_id"
-                    ),
-                    {"c": company},
-                ).scalars()
-            )
             key = create_partner_key(
                 conn, company_id=company, scopes=["read:workforce", "read:crm"], name="bench"
             )
@@ -219,7 +210,7 @@ def reuse_world(url: str, database: str) -> World:
             )
     finally:
         engine.dispose()
-    return World(url, database, company, mine, key, raw, canonical, 0.0)
+    return key, raw, canonical
 
 
 # ---------------------------------------------------------------- wrk

@@ -568,6 +568,28 @@ def next_slice(url: str) -> tuple[list[RestaurantSpec], list[Delivery]]:
     return specs, [d for d in batch if landed_until < d.send_at <= end]
 
 
+@dataclass
+class SliceRun:
+    seconds: float
+    ran: bool
+    models: int
+    events: int
+    restaurants: int
+    peak_rss_mib: float
+
+
+def time_next_slice(url: str, signals: Signals) -> SliceRun:
+    """Land the next NEW_EVENTS_MINUTES of the cut day, then time the sensor's tick and
+    the run it requests."""
+    specs, pending = next_slice(url)
+    signals.mark_processed()
+    events = land_pending(url, pending)
+    with PeakRss() as rss, timed() as took:
+        ran, models = signals.sensor_tick()
+    log(f"incremental {took[0]:.2f} s over {models} models ({events} events)")
+    return SliceRun(took[0], ran, models, events, len(specs), rss.peak / 2**20)
+
+
 def rerun_incremental(args: argparse.Namespace) -> Results:
     """--url: time the sensor's incremental run again on a kept database, once per
     --incremental-runs, each after the next NEW_EVENTS_MINUTES of events."""
@@ -585,17 +607,15 @@ def rerun_incremental(args: argparse.Namespace) -> Results:
     signals.sensor_tick()  # catch up on anything landed after the last run
     timings: list[float] = []
     for _ in range(args.incremental_runs):
-        specs, pending = next_slice(args.url)
-        results.restaurants = len(specs)
-        signals.mark_processed()
-        results.new_events = land_pending(args.url, pending)
-        with PeakRss() as rss, timed() as took:
-            ran, models = signals.sensor_tick()
-        timings.append(took[0])
-        results.incremental_ok = ran
-        results.incremental_models = models
-        results.incremental_peak_rss_mib = max(results.incremental_peak_rss_mib, rss.peak / 2**20)
-        log(f"incremental {took[0]:.2f} s over {models} models ({results.new_events} events)")
+        slice_run = time_next_slice(args.url, signals)
+        timings.append(slice_run.seconds)
+        results.restaurants = slice_run.restaurants
+        results.new_events = slice_run.events
+        results.incremental_ok = slice_run.ran
+        results.incremental_models = slice_run.models
+        results.incremental_peak_rss_mib = max(
+            results.incremental_peak_rss_mib, slice_run.peak_rss_mib
+        )
     results.incremental_seconds = round(statistics.median(timings), 2)
     results.notes.append(
         "incremental runs (s): " + ", ".join(f"{t:.2f}" for t in timings) + " (median above)"
@@ -653,14 +673,9 @@ def run(args: argparse.Namespace) -> Results:
         # first run above also pays for the rebuild's writes still being flushed.
         timings = [took[0]]
         for _ in range(args.incremental_runs - 1):
-            _, pending = next_slice(url)
-            signals.mark_processed()
-            landed = land_pending(url, pending)
-            with timed() as again:
-                ran, models = signals.sensor_tick()
-            results.incremental_ok = results.incremental_ok and ran
-            timings.append(again[0])
-            log(f"incremental {again[0]:.2f} s over {models} models ({landed} events)")
+            slice_run = time_next_slice(url, signals)
+            results.incremental_ok = results.incremental_ok and slice_run.ran
+            timings.append(slice_run.seconds)
         if len(timings) > 1:
             results.notes.append(
                 "incremental runs, the first right after the rebuild, then each after the "

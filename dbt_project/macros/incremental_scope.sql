@@ -97,14 +97,12 @@
     {%- if marks | length == 0 -%}
         {{ return(none) }}
     {%- endif -%}
-    {%- if none in marks -%}
-        {{ return(scope_since(none)) }}
-    {%- endif -%}
-    {{ return(scope_since(marks | min)) }}
+    {{ return(scope_since(none if none in marks else marks | min)) }}
 {%- endmacro %}
 
-{#- Pre-hook of the incremental models that read the scope by restaurant: the scope as
-    an analyzed temp table (dropped at commit), so the planner sees its real size. -#}
+{#- Pre-hook of the incremental models that join the scope table (scope_relation): the
+    scope as an analyzed temp table (dropped at commit), so the planner sees its real
+    size. -#}
 {% macro stage_scope() -%}
     {%- set scope = incremental_scope() -%}
     {%- if scope is none or scope | length == 0 -%}
@@ -179,10 +177,16 @@
     {%- elif scope_orders_staged() -%}
     (select company_id, restaurant_id, order_id from {{ ref('int_scope_orders') }})
     {%- else -%}
-    (select distinct company_id, restaurant_id, order_id
-        from {{ scoped_rows(canonical_events_relation(), 'occurred_at', scope) }} as events
-        where order_id is not null)
+    ({{ orders_in_scope(canonical_events_relation(), scope) }})
     {%- endif -%}
+{%- endmacro %}
+
+{#- The orders with an event in scope, from `relation` (canonical_events): what
+    int_scope_orders stages, and what scoped_orders reads when it was not staged. -#}
+{% macro orders_in_scope(relation, scope) -%}
+    select distinct company_id, restaurant_id, order_id
+    from {{ scoped_rows(relation, 'occurred_at', scope) }} as events
+    where order_id is not null
 {%- endmacro %}
 
 {#- int_scope_orders marks itself with the invocation that built it (a table comment). -#}

@@ -18,6 +18,7 @@
 
 -- depends_on: {{ ref('int_scope_orders') }}
 {%- set scope = incremental_scope() %}
+{%- set scoped_order_keys = scoped_orders(scope) if scope is not none else none %}
 
 with
 
@@ -25,7 +26,7 @@ canonical_events as (
 
     select * from {{ ref('canonical_events') }}
     {%- if scope is not none %}
-    where (company_id, restaurant_id, order_id) in {{ scoped_orders(scope) }}
+    where (company_id, restaurant_id, order_id) in {{ scoped_order_keys }}
     {%- endif %}
 
 ),
@@ -34,7 +35,7 @@ orders as (
 
     select * from {{ ref('int_orders') }}
     {%- if scope is not none %}
-    where (company_id, restaurant_id, order_id) in {{ scoped_orders(scope) }}
+    where (company_id, restaurant_id, order_id) in {{ scoped_order_keys }}
     {%- endif %}
 
 ),

@@ -16,26 +16,24 @@
 
 with
 
-scoped_events as (
+scoped_orders as (
 
     {%- if scope is none %}
     select null::text as company_id, null::text as restaurant_id, null::text as order_id
     where false
     {%- else %}
-    select company_id, restaurant_id, order_id
-    from {{ scoped_rows(ref('canonical_events'), 'occurred_at', scope) }} as events
-    where order_id is not null
+    {{ orders_in_scope(ref('canonical_events'), scope) }}
     {%- endif %}
 
 ),
 
 final as (
 
-    select distinct
+    select
         company_id::text as company_id,
         restaurant_id::text as restaurant_id,
         order_id::text as order_id
-    from scoped_events
+    from scoped_orders
 
 )
 

@@ -15,7 +15,6 @@
             {'columns': ['restaurant_id', 'table_id', 'seated_at']},
             {'columns': ['visit_id'], 'unique': True},
         ],
-        pre_hook="{{ stage_scope() }}",
         post_hook=["{{ analyze_if_new() }}", "{{ record_watermark() }}"],
     )
 }}

@@ -12,7 +12,7 @@
             {'columns': ['restaurant_id', 'seated_at']},
             {'columns': ['visit_id'], 'unique': True},
         ],
-        pre_hook=["{{ stage_scope() }}", "{{ hash_joins_when_incremental() }}"],
+        pre_hook="{{ hash_joins_when_incremental() }}",
         post_hook=["{{ analyze_if_new() }}", "{{ record_watermark() }}"],
     )
 }}
