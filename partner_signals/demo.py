@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from rich.console import Console
 from rich.table import Table
 
+from partner_signals.catalogue import signals as catalogue
 from partner_signals.db import get_engine
 from partner_signals.db.migrate import upgrade
 from partner_signals.processes import child_env, free_port, start, stop, uvicorn_cmd, wait_ready
@@ -172,88 +173,59 @@ def landed_table(engine: sa.Engine, companies: list[str]) -> Table:
     return table
 
 
-SIGNALS_SQL = """
-with velocity as (
-    select restaurant_id, sum(orders) as orders, sum(covers) as covers, sum(net_sales) as sales,
-        max(orders) as peak_orders_15m
-    from marts.fct_order_velocity group by 1
-), prep as (
-    select restaurant_id,
-        percentile_cont(0.5) within group (order by p50_prep_seconds) as p50_prep
-    from marts.fct_item_prep_times group by 1
-), occupancy as (
-    select restaurant_id, avg(occupancy_seconds) as occupancy,
-        count(*) filter (where cleared_at is null) as occupied_now
-    from marts.fct_table_occupancy group by 1
-), pacing as (
-    select restaurant_id, avg(seated_to_first_order_seconds) as to_first_order,
-        avg(rounds) as rounds
-    from marts.fct_order_pacing group by 1
-), pay as (
-    select restaurant_id,
-        percentile_cont(0.5) within group (order by time_to_pay_seconds)
-            filter (where status = 'paid') as ttp,
-        count(*) filter (where status = 'open') as open_bills
-    from marts.fct_time_to_pay group by 1
-)
-select r.restaurant_id, v.orders, v.covers, v.sales, v.peak_orders_15m, p.p50_prep,
-    o.occupancy, o.occupied_now, c.to_first_order, c.rounds, t.ttp, t.open_bills
-from ops.restaurants r
-left join velocity v using (restaurant_id)
-left join prep p using (restaurant_id)
-left join occupancy o using (restaurant_id)
-left join pacing c using (restaurant_id)
-left join pay t using (restaurant_id)
-where r.company_id = any(:c)
-order by r.restaurant_id
-"""
+def signals_sql() -> str:
+    """Each signal's headline figures per restaurant (the catalogue's `headline`), one CTE
+    per signal, joined on the company's restaurants."""
+    ctes, figures, joins = [], [], []
+    for i, signal in enumerate(s for s in catalogue.signals() if s.headline):
+        columns = ", ".join(f"{h.sql} as f{i}_{j}" for j, h in enumerate(signal.headline))
+        ctes.append(f"s{i} as (select restaurant_id, {columns} from {signal.relation} group by 1)")
+        figures += [f"s{i}.f{i}_{j}" for j in range(len(signal.headline))]
+        joins.append(f"left join s{i} using (restaurant_id)")
+    return (
+        f"with {', '.join(ctes)} "
+        f"select r.restaurant_id, {', '.join(figures)} from ops.restaurants r "
+        f"{' '.join(joins)} where r.company_id = any(:c) order by r.restaurant_id"
+    )
 
 
 def _minutes(seconds: object) -> str:
     return "" if seconds is None else f"{float(seconds) / 60:.1f} min"  # type: ignore[arg-type]
 
 
+def show_figure(value: object, fmt: str) -> str:
+    if fmt == "minutes":
+        return _minutes(value)
+    if fmt == "decimal":
+        return "" if value is None else f"{float(value):.1f}"  # type: ignore[arg-type]
+    if fmt == "money":
+        return f"{value or 0:,.0f}"
+    return f"{value or 0:,}"
+
+
+GROUP_TITLES = {
+    "workforce": "Workforce signals per restaurant (yesterday and today so far)",
+    "crm": "CRM signals per restaurant",
+}
+
+
 def signals_tables(engine: sa.Engine, companies: list[str]) -> list[Table]:
-    workforce = Table(title="Workforce signals per restaurant (yesterday and today so far)")
-    crm = Table(title="CRM signals per restaurant")
-    for table, headers in (
-        (
-            workforce,
-            (
-                "restaurant",
-                "orders",
-                "covers",
-                "net sales",
-                "peak/15m",
-                "prep p50",
-                "visit",
-                "tables now",
-            ),
-        ),
-        (crm, ("restaurant", "seated→order", "rounds", "time-to-pay p50", "open bills")),
-    ):
-        for h in headers:
-            table.add_column(h, justify="left" if h == "restaurant" else "right")
+    """One table per signal group (workforce, crm), a column per headline figure."""
+    figures = [(s.group, h) for s in catalogue.signals() for h in s.headline]
+    groups = list(dict.fromkeys(group for group, _ in figures))
+    tables = {g: Table(title=GROUP_TITLES.get(g, f"{g} signals per restaurant")) for g in groups}
+    for table in tables.values():
+        table.add_column("restaurant", justify="left")
+    for group, headline in figures:
+        tables[group].add_column(headline.label, justify="right")
     with engine.connect() as conn:
-        for r in conn.execute(sa.text(SIGNALS_SQL), {"c": companies}):
-            workforce.add_row(
-                r.restaurant_id,
-                f"{r.orders or 0:,}",
-                f"{r.covers or 0:,}",
-                f"{r.sales or 0:,.0f}",
-                str(r.peak_orders_15m or 0),
-                _minutes(r.p50_prep),
-                _minutes(r.occupancy),
-                str(r.occupied_now or 0),
-            )
-            crm.add_row(
-                r.restaurant_id,
-                _minutes(r.to_first_order),
-                "" if r.rounds is None else f"{float(r.rounds):.1f}",
-                _minutes(r.ttp),
-                str(r.open_bills or 0),
-            )
-    return [workforce, crm]
+        for row in conn.execute(sa.text(signals_sql()), {"c": companies}):
+            cells: dict[str, list[str]] = {g: [str(row[0])] for g in groups}
+            for (group, headline), value in zip(figures, row[1:], strict=True):
+                cells[group].append(show_figure(value, headline.format))
+            for group, values in cells.items():
+                tables[group].add_row(*values)
+    return list(tables.values())
 
 
 def show_exports(engine: sa.Engine, settings: Settings, days: list[date]) -> None:

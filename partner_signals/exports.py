@@ -14,13 +14,14 @@ from typing import Any
 import polars as pl
 import sqlalchemy as sa
 
-# Which mart each exported signal comes from, and its business-day column.
+from partner_signals.catalogue import signals as catalogue
+
+# Which mart each exported signal comes from, and its business-day column: the signal
+# catalogue's exported signals (each mart's yml says whether it is exported).
 EXPORTED_SIGNALS: dict[str, tuple[str, str]] = {
-    "order_velocity": ("marts.fct_order_velocity", "business_date"),
-    "item_prep_times": ("marts.fct_item_prep_times", "business_date"),
-    "table_occupancy": ("marts.fct_table_occupancy", "business_date"),
-    "order_pacing": ("marts.fct_order_pacing", "business_date"),
-    "time_to_pay": ("marts.fct_time_to_pay", "business_date"),
+    s.name: (s.relation, s.export_day_column)
+    for s in catalogue.exported()
+    if s.export_day_column is not None
 }
 FORMATS = ("parquet", "csv")
 

@@ -9,10 +9,11 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, HTTPException, Query, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
 from api.deps import ERRORS, RestaurantId, State, require
 from api.state import ApiState, Principal
+from partner_signals.catalogue import signals as catalogue
 
 router = APIRouter(
     prefix="/v1/restaurants/{restaurant_id}",
@@ -82,39 +83,71 @@ async def rows(state: State, sql: str, params: dict[str, Any]) -> list[dict[str,
         return result
 
 
-class WorkforceSignals(BaseModel):
-    restaurant_id: str
-    as_of: datetime
-    span: Span
-    now: dict[str, Any] = Field(
-        description="Order velocity, active orders and occupied tables at as_of"
+def served_sql(signal: catalogue.Signal) -> str:
+    """The query that reads one served signal of one restaurant over a span."""
+    column = signal.span.column
+    if signal.span.kind == "business_date":
+        # A business day overlaps a request if any of its hours do, in any time zone.
+        within = (
+            f"{column} between (%(start)s at time zone 'UTC')::date - 1 "
+            f"and (%(end)s at time zone 'UTC')::date"
+        )
+    else:
+        within = f"{column} >= %(start)s and {column} < %(end)s"
+    return (
+        f"select * from {signal.relation} where restaurant_id = %(r)s and {within} "
+        f"order by {', '.join(signal.order_by)}"
     )
-    velocity: list[dict[str, Any]] = Field(
-        description="Orders, covers and net sales per 15-minute interval"
-    )
-    prep_times: list[dict[str, Any]] = Field(description="Fired to ready per item and business day")
-    occupancy: list[dict[str, Any]] = Field(description="Seated to cleared per visit")
 
 
-class CrmSignals(BaseModel):
-    restaurant_id: str
-    as_of: datetime
-    span: Span
-    now: dict[str, Any] = Field(
-        description="At as_of, from every event landed so far: time-to-pay clocks running "
-        "since their bill was requested, and tables seated"
-    )
-    pacing: list[dict[str, Any]] = Field(
-        description="Seated to first order, rounds, spend per visit"
-    )
-    time_to_pay: list[dict[str, Any]] = Field(description="Bill requested to paid per bill")
+def summary(signal: catalogue.Signal) -> str:
+    """The first sentence of the signal's definition in its yml, and where it lives."""
+    first = signal.description.split(". ")[0].rstrip(".")
+    return f"{first}. Rows of {signal.relation}; definition in its dbt yml."
+
+
+# Each route serves the signals the catalogue assigns to it, under the signal's name.
+SERVED: dict[str, tuple[tuple[str, str], ...]] = {
+    route: tuple((s.name, served_sql(s)) for s in catalogue.served(route))
+    for route in catalogue.ROUTES
+}
+
+
+def signals_model(name: str, now_description: str, route: str) -> type[BaseModel]:
+    fields: dict[str, Any] = {
+        "restaurant_id": (str, ...),
+        "as_of": (datetime, ...),
+        "span": (Span, ...),
+        "now": (dict[str, Any], Field(description=now_description)),
+    }
+    for signal in catalogue.served(route):
+        fields[signal.name] = (list[dict[str, Any]], Field(description=summary(signal)))
+    model: type[BaseModel] = create_model(name, **fields)
+    return model
+
+
+WorkforceSignals = signals_model(
+    "WorkforceSignals", "Order velocity, active orders and occupied tables at as_of", "workforce"
+)
+CrmSignals = signals_model(
+    "CrmSignals",
+    "At as_of, from every event landed so far: time-to-pay clocks running since their bill "
+    "was requested, and tables seated",
+    "crm",
+)
+
+
+async def served_signals(
+    state: ApiState, route: str, params: dict[str, Any]
+) -> dict[str, list[dict[str, Any]]]:
+    return {name: await rows(state, sql, params) for name, sql in SERVED[route]}
 
 
 @router.get("/workforce", response_model=WorkforceSignals, response_model_by_alias=True)
 async def workforce(
     state: State,
     restaurant_id: RestaurantId,
-    principal: Annotated[Principal, require("read:workforce")],
+    principal: Annotated[Principal, require(catalogue.route_scope("workforce"))],
     start: FromQ = None,
     end: ToQ = None,
     window: WindowQ = None,
@@ -155,25 +188,7 @@ async def workforce_signals(state: ApiState, restaurant_id: str, span: Span) -> 
             "occupied_tables": occupied,
             "active_orders": active,
         },
-        "velocity": await rows(
-            state,
-            "select * from marts.fct_order_velocity where restaurant_id = %(r)s "
-            "and interval_start >= %(start)s and interval_start < %(end)s order by interval_start",
-            p,
-        ),
-        "prep_times": await rows(
-            state,
-            "select * from marts.fct_item_prep_times where restaurant_id = %(r)s and business_date "
-            "between (%(start)s at time zone 'UTC')::date - 1 and (%(end)s at time zone 'UTC')::date "
-            "order by business_date, item_id",
-            p,
-        ),
-        "occupancy": await rows(
-            state,
-            "select * from marts.fct_table_occupancy where restaurant_id = %(r)s "
-            "and seated_at >= %(start)s and seated_at < %(end)s order by seated_at",
-            p,
-        ),
+        **await served_signals(state, "workforce", p),
     }
 
 
@@ -181,7 +196,7 @@ async def workforce_signals(state: ApiState, restaurant_id: str, span: Span) -> 
 async def crm(
     state: State,
     restaurant_id: RestaurantId,
-    principal: Annotated[Principal, require("read:crm")],
+    principal: Annotated[Principal, require(catalogue.route_scope("crm"))],
     start: FromQ = None,
     end: ToQ = None,
     window: WindowQ = None,
@@ -214,17 +229,5 @@ async def crm_signals(state: ApiState, restaurant_id: str, span: Span) -> dict[s
                 p,
             ),
         },
-        "pacing": await rows(
-            state,
-            "select * from marts.fct_order_pacing where restaurant_id = %(r)s "
-            "and seated_at >= %(start)s and seated_at < %(end)s order by seated_at",
-            p,
-        ),
-        "time_to_pay": await rows(
-            state,
-            "select * from marts.fct_time_to_pay where restaurant_id = %(r)s "
-            "and bill_requested_at >= %(start)s and bill_requested_at < %(end)s "
-            "order by bill_requested_at",
-            p,
-        ),
+        **await served_signals(state, "crm", p),
     }

@@ -15,6 +15,8 @@ from uuid import UUID
 import httpx
 import orjson
 
+from partner_signals.catalogue import signals as catalogue
+
 # The canonical event types (dbt_project/models/canonical/canonical_events.yml).
 CANONICAL_EVENT_TYPES: frozenset[str] = frozenset(
     {
@@ -34,10 +36,8 @@ CANONICAL_EVENT_TYPES: frozenset[str] = frozenset(
         "delivery.status_changed",
     }
 )
-# Signals pushed as versioned messages (type "signal.<name>").
-SIGNALS: frozenset[str] = frozenset(
-    {"order_velocity", "prep_time", "table_occupancy", "order_pacing", "time_to_pay"}
-)
+# Signals pushed as versioned messages (type "signal.<name>"): the signal catalogue's.
+SIGNALS: frozenset[str] = frozenset(s.name for s in catalogue.pushed())
 ENVELOPE_FIELDS = (
     "id",
     "type",
@@ -213,9 +213,10 @@ class Adapter:
         if signal not in self.subscribed_signals(config):
             return None
         event_id = f"signal:{signal}:{restaurant_id}:{key}"
+        push_type = catalogue.get(signal).push_type
         payload = {
             "id": f"{event_id}:v{version}",
-            "type": f"signal.{signal}",
+            "type": push_type,
             "schema_version": 1,
             "company_id": company_id,
             "restaurant_id": restaurant_id,
@@ -229,7 +230,7 @@ class Adapter:
         }
         return Planned(
             key=f"{event_id}:{version}",
-            event_type=f"signal.{signal}",
+            event_type=push_type,
             payload=payload,
             event_id=event_id,
             version=version,

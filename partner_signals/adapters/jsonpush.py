@@ -16,6 +16,7 @@ from partner_signals.adapters.base import (
     envelope,
     require_url,
 )
+from partner_signals.catalogue import signals as catalogue
 
 
 class JsonPushAdapter(Adapter):
@@ -66,9 +67,7 @@ class WorkforceAdapter(JsonPushAdapter):
             "table.cleared",
         }
     )
-    signals: ClassVar[frozenset[str]] = frozenset(
-        {"order_velocity", "prep_time", "table_occupancy"}
-    )
+    signals: ClassVar[frozenset[str]] = frozenset(s.name for s in catalogue.pushed("workforce"))
 
 
 class CrmAdapter(JsonPushAdapter):
@@ -79,7 +78,7 @@ class CrmAdapter(JsonPushAdapter):
     event_types: ClassVar[frozenset[str]] = frozenset(
         {"table.seated", "table.cleared", "order.bill_requested", "order.paid", "payment.succeeded"}
     )
-    signals: ClassVar[frozenset[str]] = frozenset({"order_pacing", "time_to_pay"})
+    signals: ClassVar[frozenset[str]] = frozenset(s.name for s in catalogue.pushed("crm"))
 
     def plan_event(self, config: Mapping[str, Any], event: Mapping[str, Any]) -> list[Planned]:
         kind = str(event["type"])

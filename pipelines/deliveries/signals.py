@@ -10,6 +10,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from partner_signals.adapters import ADAPTERS
+from partner_signals.catalogue import signals as catalogue
 from partner_signals.delivery.outbox import enqueue_signal
 
 
@@ -24,37 +26,11 @@ class PushedSignal:
     recent: str  # a SQL condition on the mart's columns
 
 
-PUSHED_SIGNALS = (
-    PushedSignal(
-        "order_velocity",
-        "marts.fct_order_velocity",
-        ("interval_start",),
-        "interval_start > now() - interval '2 days' and orders > 0",
-    ),
-    PushedSignal(
-        "prep_time",
-        "marts.fct_item_prep_times",
-        ("item_id", "business_date"),
-        "business_date >= current_date - 2",
-    ),
-    PushedSignal(
-        "table_occupancy",
-        "marts.fct_table_occupancy",
-        ("visit_id",),
-        "seated_at > now() - interval '2 days' and cleared_at is not null",
-    ),
-    PushedSignal(
-        "order_pacing",
-        "marts.fct_order_pacing",
-        ("visit_id",),
-        "seated_at > now() - interval '2 days' and cleared_at is not null",
-    ),
-    PushedSignal(
-        "time_to_pay",
-        "marts.fct_time_to_pay",
-        ("order_id",),
-        "bill_requested_at > now() - interval '2 days' and status = 'paid'",
-    ),
+# The signal catalogue's pushed signals (each mart's yml says whether and which rows).
+PUSHED_SIGNALS = tuple(
+    PushedSignal(s.name, s.relation, s.key, s.push_recent)
+    for s in catalogue.pushed()
+    if s.push_recent is not None
 )
 
 
@@ -77,7 +53,7 @@ def enqueue_signal_changes(conn: sa.Connection) -> int:
         sa.text(
             "select exists (select 1 from ops.integrations where enabled and provider = any(:a))"
         ),
-        {"a": ["workforce", "crm", "webhook"]},
+        {"a": sorted(name for name, adapter in ADAPTERS.items() if adapter.signals)},
     ).scalar()
     if not subscribed:
         return 0

@@ -5,16 +5,15 @@ from pathlib import Path
 
 import dagster as dg
 
+from partner_signals.catalogue import signals as catalogue
 from partner_signals.db import get_engine
-from partner_signals.exports import EXPORTED_SIGNALS, export_day
+from partner_signals.exports import export_day
 from partner_signals.settings import Settings, get_settings
 from pipelines.resources import DatabaseResource
 
 daily = dg.DailyPartitionsDefinition(start_date="2026-01-01", end_offset=1)
 
-MART_KEYS = [
-    dg.AssetKey(["marts", table.split(".", 1)[1]]) for table, _ in EXPORTED_SIGNALS.values()
-]
+MART_KEYS = [dg.AssetKey(["marts", s.model]) for s in catalogue.exported()]
 
 
 @dg.asset(

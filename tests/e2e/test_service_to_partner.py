@@ -165,10 +165,12 @@ def test_workforce_signals_match_what_was_sent(world: World, api: TestClient) ->
         for d in world.deliveries
         if d.source == "pos" and d.event_type == "order.created"
     }
-    assert sum(row["orders"] for row in body["velocity"]) >= len(sent_orders)
-    assert body["prep_times"], "prep times by item"
-    assert all(row["p50_prep_seconds"] <= row["p90_prep_seconds"] for row in body["prep_times"])
-    assert body["occupancy"], "visits seated and cleared"
+    assert sum(row["orders"] for row in body["order_velocity"]) >= len(sent_orders)
+    assert body["item_prep_times"], "prep times by item"
+    assert all(
+        row["p50_prep_seconds"] <= row["p90_prep_seconds"] for row in body["item_prep_times"]
+    )
+    assert body["table_occupancy"], "visits seated and cleared"
     assert body["now"]["velocity"]["restaurant_id"] == world.restaurant_id
 
 
@@ -176,7 +178,7 @@ def test_crm_signals_have_time_to_pay(world: World, api: TestClient) -> None:
     body = api.get(f"/v1/restaurants/{world.restaurant_id}/crm", params={"window": "3d"}).json()
     paid = [row for row in body["time_to_pay"] if row["status"] == "paid"]
     assert paid and all(row["time_to_pay_seconds"] >= 0 for row in paid)
-    assert body["pacing"] and all(row["rounds"] >= 0 for row in body["pacing"])
+    assert body["order_pacing"] and all(row["rounds"] >= 0 for row in body["order_pacing"])
 
 
 def test_event_stream_pages_through_everything_once(world: World, api: TestClient) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from partner_signals.catalogue import signals as catalogue
 from pipelines.resources import DatabaseResource, signals_dbt_resource
 from tests.pipelines.service_day import (
     Day,
@@ -21,13 +22,7 @@ from tests.pipelines.service_day import (
     service_day,
 )
 
-MARTS = [
-    "fct_order_velocity",
-    "fct_item_prep_times",
-    "fct_table_occupancy",
-    "fct_order_pacing",
-    "fct_time_to_pay",
-]
+MARTS = [s.model for s in catalogue.signals()]
 # Columns that run with the clock while a bill is open or a table occupied.
 RUNNING_CLOCKS = {
     "fct_time_to_pay": ("time_to_pay_seconds", "status = 'open'"),
