@@ -52,7 +52,11 @@ def test_new_events_request_the_models_they_affect_once(sensor_url: str, ids: st
         land(conn, f"co-{ids}", [pos(f"r-{ids}", 1, "table.seated", "08:00", table_id="T1")])
     first = evaluate(sensor_url, None)
     keys = selected(first)
-    assert {"canonical/canonical_events", "canonical/int_visits", "marts/fct_order_pacing"} <= keys
+    assert {
+        "canonical/canonical_events",
+        "intermediate/int_visits",
+        "marts/fct_order_pacing",
+    } <= keys
     # Views compute at read time: nothing to refresh in a run.
     assert "staging/stg_pos__order_events" not in keys
     assert "marts/fct_table_occupancy" not in keys
@@ -74,7 +78,7 @@ def test_new_events_request_the_models_they_affect_once(sensor_url: str, ids: st
         )
     second = evaluate(sensor_url, first.cursor)
     keys = selected(second)
-    assert {"canonical/canonical_events", "canonical/int_bills"} <= keys
+    assert {"canonical/canonical_events", "intermediate/int_bills"} <= keys
     assert isinstance(second, dg.SensorResult)
     (request,) = second.run_requests or []
     assert request.run_key == second.cursor

@@ -12,7 +12,7 @@ def test_assets_keys_groups_and_descriptions() -> None:
     expected_groups = {
         "staging/stg_pos__order_events": "staging",
         "canonical/canonical_events": "canonical",
-        "canonical/int_visits": "canonical",
+        "intermediate/int_visits": "canonical",
         "marts/fct_order_velocity": "workforce",
         "marts/fct_item_prep_times": "workforce",
         "marts/fct_table_occupancy": "workforce",

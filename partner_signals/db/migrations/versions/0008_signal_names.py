@@ -6,14 +6,14 @@ per-partner sync state follow the rename, so an existing partner keeps receiving
 its next value continues the same version sequence. Messages already in the outbox keep
 the type they were planned with.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 """
 
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
