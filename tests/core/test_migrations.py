@@ -49,50 +49,6 @@ def at_0006(server_url: str) -> Iterator[tuple[str, sa.Engine]]:
     upgrade(engine, "0006")
     try:
         yield url, engine
-
-
-def test_prep_time_subscriptions_follow_the_signal_catalogue_name(server_url: str) -> None:
-    """0008: a partner subscribed to `prep_time` keeps the signal under its one name,
-    `item_prep_times`, and its sync state (the version sequence) goes with it."""
-    import uuid
-
-    import sqlalchemy as sa
-
-    from partner_signals.db import with_database
-    from partner_signals.db.migrate import upgrade
-
-    name = f"ps_test_mig_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    url = with_database(server_url, name).replace("postgresql://", "postgresql+psycopg://", 1)
-    engine = sa.create_engine(url)
-    try:
-        upgrade(engine, "0007")
-        with engine.begin() as conn:
-            conn.execute(sa.text("insert into ops.companies (company_id, name) values ('c', 'c')"))
-            iid = conn.execute(
-                sa.text(
-                    "insert into ops.integrations (company_id, provider, config) values "
-                    """('c', 'workforce', '{"url": "http://x", "signals": ["prep_time", "order_velocity"]}')"""
-                    " returning integration_id"
-                )
-            ).scalar()
-            conn.execute(
-                sa.text(
-                    "insert into ops.adapter_sync_state (integration_id, signal, key, version, value)"
-                    " values (:i, 'prep_time', 'burger/2026-03-14', 3, '{}')"
-                ),
-                {"i": iid},
-            )
-        upgrade(engine)
-        upgrade(engine)  # safe to run twice
-        with engine.connect() as conn:
-            config = conn.execute(sa.text("select config from ops.integrations")).scalar()
-            state = conn.execute(
-                sa.text("select signal, version from ops.adapter_sync_state")
-            ).one()
-        assert config == {"url": "http://x", "signals": ["item_prep_times", "order_velocity"]}
-        assert tuple(state) == ("item_prep_times", 3)
     finally:
         engine.dispose()
         with psycopg.connect(server_url, autocommit=True) as conn:
@@ -146,3 +102,49 @@ def test_an_intermediate_dbt_already_rebuilt_replaces_the_stale_one(
         ]
 
 
+def test_prep_time_subscriptions_follow_the_signal_catalogue_name(server_url: str) -> None:
+    """0008: a partner subscribed to `prep_time` keeps the signal under its one name,
+    `item_prep_times`, and its sync state (the version sequence) goes with it."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    from partner_signals.db import with_database
+    from partner_signals.db.migrate import upgrade
+
+    name = f"ps_test_mig_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    url = with_database(server_url, name).replace("postgresql://", "postgresql+psycopg://", 1)
+    engine = sa.create_engine(url)
+    try:
+        upgrade(engine, "0007")
+        with engine.begin() as conn:
+            conn.execute(sa.text("insert into ops.companies (company_id, name) values ('c', 'c')"))
+            iid = conn.execute(
+                sa.text(
+                    "insert into ops.integrations (company_id, provider, config) values "
+                    """('c', 'workforce', '{"url": "http://x", "signals": ["prep_time", "order_velocity"]}')"""
+                    " returning integration_id"
+                )
+            ).scalar()
+            conn.execute(
+                sa.text(
+                    "insert into ops.adapter_sync_state (integration_id, signal, key, version, value)"
+                    " values (:i, 'prep_time', 'burger/2026-03-14', 3, '{}')"
+                ),
+                {"i": iid},
+            )
+        upgrade(engine)
+        upgrade(engine)  # safe to run twice
+        with engine.connect() as conn:
+            config = conn.execute(sa.text("select config from ops.integrations")).scalar()
+            state = conn.execute(
+                sa.text("select signal, version from ops.adapter_sync_state")
+            ).one()
+        assert config == {"url": "http://x", "signals": ["item_prep_times", "order_velocity"]}
+        assert tuple(state) == ("item_prep_times", 3)
+    finally:
+        engine.dispose()
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f'drop database if exists "{name}" with (force)')
