@@ -19,9 +19,9 @@ import sqlalchemy as sa
 
 from partner_signals.adapters import ADAPTERS, Adapter, Message, Target
 from partner_signals.crypto import DecryptionError, decrypt_json
-from partner_signals.delivery import metrics
-from partner_signals.delivery.http import Answer, Sender, proxies_in_environment
-from partner_signals.delivery.policy import (
+from partner_signals.pushes import metrics
+from partner_signals.pushes.http import Answer, Sender, proxies_in_environment
+from partner_signals.pushes.policy import (
     RetryPolicy,
     Verdict,
     judge_exception,
@@ -165,7 +165,7 @@ class DeliveryRun:
         self.company_id = company_id
         self.key = key
         # A given client serves every endpoint. Otherwise requests go through the
-        # worker's sender (partner_signals/delivery/http.py: no pool scan, a fraction of
+        # worker's sender (partner_signals/pushes/http.py: no pool scan, a fraction of
         # httpx's CPU per request), except with a proxy in the environment or for an
         # adapter that sends itself: those get an httpx client per endpoint, sized to
         # per_endpoint, since httpx's pool costs more the more connections it holds.

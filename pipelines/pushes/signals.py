@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from partner_signals.delivery.outbox import enqueue_signal
+from partner_signals.pushes.outbox import enqueue_signal
 
 
 @dataclass(frozen=True)
