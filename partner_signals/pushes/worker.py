@@ -1,36 +1,39 @@
-"""The delivery worker: claim due outbox rows, send them concurrently, record every attempt."""
+"""The push worker's loop: claim due outbox rows, schedule each on its endpoint, record
+every attempt, flush the records in batches.
+
+The parts it drives: `store` (the outbox SQL), `endpoints` (per-endpoint concurrency and
+back-off), `transport` (how a request is sent), `policy` (what an answer means)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import random
-import re
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import httpx
 import sqlalchemy as sa
 
-from partner_signals.adapters import ADAPTERS, Adapter, Message, Target
-from partner_signals.crypto import DecryptionError, decrypt_json
+from partner_signals.adapters import ADAPTERS, Target
 from partner_signals.pushes import metrics
-from partner_signals.pushes.http import Answer, Sender, proxies_in_environment
+from partner_signals.pushes.endpoints import Endpoint, Endpoints
 from partner_signals.pushes.policy import (
+    Outcome,
     RetryPolicy,
     Verdict,
     judge_exception,
     judge_status,
-    parse_retry_after,
+    next_attempt_at,
+    redact,
+    settle,
 )
-from partner_signals.registry import audit, integration_context
-
-log = logging.getLogger(__name__)
+from partner_signals.pushes.store import Claimed, OutboxStore, Result
+from partner_signals.pushes.transport import Transport
 
 Clock = Callable[[], datetime]
 
@@ -76,79 +79,9 @@ class RunSummary:
         )
 
 
-@dataclass(frozen=True)
-class _Claimed:
-    delivery_id: int
-    integration_id: int
-    adapter: str
-    message: Message
-
-
-@dataclass(frozen=True)
-class _Result:
-    delivery_id: int
-    integration_id: int
-    adapter: str
-    attempt: int
-    at: datetime
-    latency_ms: float | None
-    code: int | None
-    outcome: str  # delivered, retry, deferred, failed, gone
-    error: str | None
-    status: str  # the outbox status it leaves: delivered, pending, dead
-    next_at: datetime | None
-    fault: str | None
-
-
-@dataclass
-class _Endpoint:
-    semaphore: asyncio.Semaphore
-    queued: int = 0
-    # Slow start: until an endpoint answers, one request probes it alone; a partner that
-    # is down gets one request per retry round, not one per waiting message.
-    open: bool = False
-    probe: asyncio.Event | None = None
-    backoff_until: datetime | None = None
-    backoff_reason: str = ""
-    gone: bool = False
-
-
-AUTH_VALUE = re.compile(r"(?i)\b(basic|bearer)\s+[A-Za-z0-9+/=._~-]+")
-
-
-def redact(text: str, secrets: list[str], limit: int) -> str:
-    """Partner answers sometimes echo what they were sent; strip credentials from them."""
-    for secret in secrets:
-        if len(secret) >= 4:
-            text = text.replace(secret, "[redacted]")
-    text = AUTH_VALUE.sub(r"\1 [redacted]", text)
-    text = " ".join(text.split())
-    return text[:limit]
-
-
-def connect_timeout(options: WorkerOptions) -> float:
-    return min(options.timeout, 5.0)
-
-
-def make_client(options: WorkerOptions, connections: int | None = None) -> httpx.AsyncClient:
-    """A client with keep-alive connections (`connections`, default `overall`), no
-    redirects followed."""
-    size = connections or options.overall
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(options.timeout, connect=connect_timeout(options)),
-        limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
-        follow_redirects=False,
-    )
-
-
-def sends_itself(adapter: Adapter) -> bool:
-    """An adapter that overrides `deliver` sends its own way (through httpx); the others
-    are one `build_request` each, which the worker's sender posts."""
-    return type(adapter).deliver is not Adapter.deliver
-
-
 class DeliveryRun:
-    """One worker's state: targets (decrypted credentials), endpoint back-offs, results."""
+    """One worker's run: claim -> schedule -> record -> flush, until nothing is due (or
+    `stop`, forever)."""
 
     def __init__(
         self,
@@ -161,29 +94,25 @@ class DeliveryRun:
         rng: random.Random | None = None,
         company_id: str | None = None,
     ) -> None:
-        self.engine = engine
-        self.company_id = company_id
-        self.key = key
-        # A given client serves every endpoint. Otherwise requests go through the
-        # worker's sender (partner_signals/pushes/http.py: no pool scan, a fraction of
-        # httpx's CPU per request), except with a proxy in the environment or for an
-        # adapter that sends itself: those get an httpx client per endpoint, sized to
-        # per_endpoint, since httpx's pool costs more the more connections it holds.
-        self.client = client
-        self.clients: dict[int, httpx.AsyncClient] = {}
-        self.sender = (
-            Sender(timeout=options.timeout, connect_timeout=connect_timeout(options))
-            if client is None and not proxies_in_environment()
-            else None
+        self.store = OutboxStore(
+            engine,
+            key=key,
+            clock=clock,
+            lease_seconds=options.lease_seconds,
+            company_id=company_id,
+        )
+        self.transport = Transport(
+            client=client, timeout=options.timeout, per_endpoint=options.per_endpoint
+        )
+        self.endpoints = Endpoints(
+            per_endpoint=options.per_endpoint, per_endpoint_queue=options.per_endpoint_queue
         )
         self.clock = clock
         self.options = options
         self.rng = rng or random.Random()
         self.summary = RunSummary()
-        self.targets: dict[int, Target | str] = {}  # str: why it cannot be used
         self.targets_loaded_at = 0.0
-        self.endpoints: dict[int, _Endpoint] = {}
-        self.results: list[_Result] = []
+        self.results: list[Result] = []
         self.gone: set[int] = set()
         self.overall = asyncio.Semaphore(options.overall)
         self.inflight: set[asyncio.Task[None]] = set()
@@ -191,284 +120,45 @@ class DeliveryRun:
         # where asyncio.wait(self.inflight) hooks and unhooks every task on each call.
         self.finished = asyncio.Event()
 
-    # -- database (run in a thread, the event loop keeps sending) ------------------------
-
-    def _claim(self, limit: int, due_by: datetime, skip: list[int]) -> list[_Claimed]:
-        # One company only when asked (an operator's targeted run, tests); else everyone.
-        lease = self.clock() + timedelta(seconds=self.options.lease_seconds)
-        with self.engine.begin() as conn:
-            rows = conn.execute(
-                sa.text(
-                    """
-                    with due as (
-                        select o.delivery_id from ops.outbox o
-                        where o.status = 'pending' and o.next_attempt_at <= :due_by
-                            and o.integration_id <> all(cast(:skip as bigint[]))
-                            and (cast(:company as text) is null or o.company_id = :company)
-                            and exists (select 1 from ops.integrations i
-                                        where i.integration_id = o.integration_id and i.enabled)
-                        order by o.next_attempt_at
-                        limit :n
-                        for update of o skip locked
-                    )
-                    update ops.outbox o set next_attempt_at = :lease, updated_at = now()
-                    from due where o.delivery_id = due.delivery_id
-                    returning o.delivery_id, o.integration_id, o.adapter, o.idempotency_key,
-                        o.event_id, o.event_type, o.version, o.payload, o.attempts
-                    """
-                ),
-                {
-                    "due_by": due_by,
-                    "skip": skip,
-                    "n": limit,
-                    "lease": lease,
-                    "company": self.company_id,
-                },
-            ).all()
-            missing = {r.integration_id for r in rows} - set(self.targets)
-            if missing:
-                self._load_targets(conn, missing)
-        return [
-            _Claimed(
-                r.delivery_id,
-                r.integration_id,
-                r.adapter,
-                Message(
-                    delivery_id=r.delivery_id,
-                    idempotency_key=r.idempotency_key,
-                    event_id=r.event_id,
-                    event_type=r.event_type,
-                    version=r.version,
-                    payload=r.payload,
-                    attempt=r.attempts + 1,
-                ),
-            )
-            for r in rows
-        ]
-
-    def _load_targets(self, conn: sa.Connection, ids: set[int]) -> None:
-        rows = conn.execute(
-            sa.text(
-                "select integration_id, provider, company_id, restaurant_id, config, "
-                "secret_ciphertext, enabled from ops.integrations "
-                "where integration_id = any(:ids)"
-            ),
-            {"ids": sorted(ids)},
-        ).all()
-        for r in rows:
-            try:
-                secrets = (
-                    decrypt_json(
-                        self.key,
-                        bytes(r.secret_ciphertext),
-                        context=integration_context(r.company_id, r.provider, r.restaurant_id),
-                    )
-                    if r.secret_ciphertext
-                    else {}
-                )
-            except DecryptionError:
-                self.targets[r.integration_id] = "credentials do not open with this key"
-                continue
-            self.targets[r.integration_id] = Target(
-                integration_id=r.integration_id,
-                adapter=r.provider,
-                company_id=r.company_id,
-                restaurant_id=r.restaurant_id,
-                config=r.config or {},
-                secrets=secrets,
-            )
-            if r.enabled and r.integration_id in self.endpoints:
-                self.endpoints[r.integration_id].gone = False
-
-    def _flush(self, results: list[_Result], gone: set[int]) -> None:
-        with self.engine.begin() as conn:
-            if results:
-                conn.execute(
-                    sa.text(
-                        """
-                        with v as (
-                            select * from unnest(
-                                cast(:id as bigint[]), cast(:status as text[]),
-                                cast(:attempt as int[]), cast(:next_at as timestamptz[]),
-                                cast(:error as text[]), cast(:code as int[]),
-                                cast(:fault as text[]), cast(:at as timestamptz[]))
-                                as v(id, status, attempt, next_at, error, code, fault, at)
-                        ),
-                        changed as (
-                            update ops.outbox o set
-                                status = v.status,
-                                attempts = greatest(o.attempts, v.attempt),
-                                next_attempt_at = coalesce(v.next_at, o.next_attempt_at),
-                                last_error = v.error,
-                                last_response_code = v.code,
-                                updated_at = now(),
-                                delivered_at = case when v.status = 'delivered'
-                                                    then v.at else o.delivered_at end
-                            from v
-                            -- a row swept into dead letters meanwhile (410) stays as it is
-                            where o.delivery_id = v.id and o.status = 'pending'
-                            returning o.delivery_id, o.status
-                        )
-                        insert into ops.dead_letters (delivery_id, fault, reason, at)
-                        select v.id, v.fault, coalesce(v.error, 'failed'), v.at
-                        from changed join v on v.id = changed.delivery_id
-                        where changed.status = 'dead'
-                        """
-                    ),
-                    {
-                        "id": [r.delivery_id for r in results],
-                        "status": [r.status for r in results],
-                        "attempt": [r.attempt for r in results],
-                        "next_at": [r.next_at for r in results],
-                        "error": [r.error for r in results],
-                        "code": [r.code for r in results],
-                        "fault": [r.fault for r in results],
-                        "at": [r.at for r in results],
-                    },
-                )
-                conn.execute(
-                    sa.text(
-                        """
-                        insert into ops.delivery_attempts (delivery_id, integration_id, adapter,
-                            attempt, at, latency_ms, response_code, outcome, error)
-                        select * from unnest(
-                            cast(:id as bigint[]), cast(:iid as bigint[]),
-                            cast(:adapter as text[]), cast(:attempt as int[]),
-                            cast(:at as timestamptz[]), cast(:latency as float8[]),
-                            cast(:code as int[]), cast(:outcome as text[]),
-                            cast(:error as text[]))
-                        """
-                    ),
-                    {
-                        "id": [r.delivery_id for r in results],
-                        "iid": [r.integration_id for r in results],
-                        "adapter": [r.adapter for r in results],
-                        "attempt": [r.attempt for r in results],
-                        "at": [r.at for r in results],
-                        "latency": [r.latency_ms for r in results],
-                        "code": [r.code for r in results],
-                        "outcome": [r.outcome for r in results],
-                        "error": [r.error for r in results],
-                    },
-                )
-            for integration_id in sorted(gone):
-                self._retire(conn, integration_id)
-
-    def _retire(self, conn: sa.Connection, integration_id: int) -> None:
-        """A 410: the partner removed the endpoint. Disable the integration and move what
-        is still pending for it to dead letters, replayable once it is enabled again."""
-        company = conn.execute(
-            sa.text(
-                "update ops.integrations set enabled = false, updated_at = now() "
-                "where integration_id = :i and enabled returning company_id"
-            ),
-            {"i": integration_id},
-        ).scalar()
-        swept = conn.execute(
-            sa.text(
-                """
-                with swept as (
-                    update ops.outbox set status = 'dead', updated_at = now(),
-                        last_error = 'endpoint gone (410)'
-                    where integration_id = :i and status = 'pending'
-                    returning delivery_id
-                )
-                insert into ops.dead_letters (delivery_id, fault, reason)
-                select delivery_id, 'partner', 'endpoint gone (410)' from swept
-                """
-            ),
-            {"i": integration_id},
-        ).rowcount
-        if company is not None:
-            audit(
-                conn,
-                action="integrations.disabled_gone",
-                company_id=company,
-                details={"integration_id": integration_id, "dead_lettered": swept},
-                actor="delivery",
-            )
-            log.warning(
-                "integration %s answered 410: disabled, %s pending deliveries dead-lettered",
-                integration_id,
-                swept,
-            )
-
-    # -- sending ---------------------------------------------------------------------------
-
-    def _client(self, integration_id: int) -> httpx.AsyncClient:
-        if self.client is not None:
-            return self.client
-        client = self.clients.get(integration_id)
-        if client is None:
-            client = make_client(self.options, self.options.per_endpoint)
-            self.clients[integration_id] = client
-        return client
-
     async def aclose(self) -> None:
-        clients, self.clients = list(self.clients.values()), {}
-        for client in clients:
-            await client.aclose()
-        if self.sender is not None:
-            await self.sender.aclose()
+        await self.transport.aclose()
 
-    async def _send(self, item: _Claimed, adapter: Adapter, target: Target) -> Answer:
-        if self.sender is not None and not sends_itself(adapter):
-            request = adapter.build_request(target, item.message, now=time.time())
-            return await self.sender.send(item.integration_id, request)
-        client = self._client(item.integration_id)
-        response = await adapter.deliver(client, target, item.message, now=time.time())
-        return Answer.from_httpx(response)
+    # -- claim (in a thread, the event loop keeps sending) ---------------------------------
 
-    def _endpoint(self, integration_id: int) -> _Endpoint:
-        state = self.endpoints.get(integration_id)
-        if state is None:
-            state = _Endpoint(asyncio.Semaphore(self.options.per_endpoint))
-            self.endpoints[integration_id] = state
-        return state
+    async def _claim(self, limit: int, due_by: datetime, skip: list[int]) -> list[Claimed]:
+        claimed, enabled = await asyncio.to_thread(self.store.claim, limit, due_by, skip)
+        if enabled:
+            self.endpoints.revive(enabled)
+        return claimed
 
-    async def _process(self, item: _Claimed) -> None:
-        state = self._endpoint(item.integration_id)
+    # -- schedule: one task per claimed row, on its endpoint's turn ------------------------
+
+    async def _process(self, item: Claimed) -> None:
+        state = self.endpoints.get(item.integration_id)
         try:
-            while not state.open:
-                if state.probe is not None:
-                    await state.probe.wait()
-                    continue
-                state.probe = asyncio.Event()
-                try:
-                    async with self.overall:
-                        result = await self._attempt(item, state)
-                    self._record(result)
-                finally:
-                    probe, state.probe = state.probe, None
-                    probe.set()
-                return
-            # The endpoint's own limit first: waiting for a slow partner must not hold
-            # one of the overall slots that other partners need.
-            async with state.semaphore, self.overall:
+            probing = await state.acquire(self.overall)
+            try:
                 result = await self._attempt(item, state)
+            finally:
+                state.release(self.overall, probing)
             self._record(result)
         finally:
             state.queued -= 1
 
-    def _record(self, result: _Result) -> None:
+    def _record(self, result: Result) -> None:
         # Not `self.results.append(await ...)`: that binds the list before the await, and
         # the flusher may have swapped it for a new one by the time the answer comes.
         self.results.append(result)
 
-    async def _attempt(self, item: _Claimed, state: _Endpoint) -> _Result:
+    async def _attempt(self, item: Claimed, state: Endpoint) -> Result:
         attempt = item.message.attempt
         now = self.clock()
-        target = self.targets.get(item.integration_id)
-        if state.gone:
-            verdict = Verdict("gone", "partner", "endpoint gone (410)")
-            return self._result(item, now, None, None, "gone", verdict)
-        if state.backoff_until is not None and now < state.backoff_until:
-            # The endpoint just failed; this message shares that failure's next time
-            # instead of hammering a partner that is down (logged, nothing sent).
-            verdict = Verdict("retry", "partner", f"deferred: {state.backoff_reason}")
-            return self._result(
-                item, now, None, None, "deferred", verdict, next_at=state.backoff_until
-            )
+        target = self.store.targets.get(item.integration_id)
+        held = state.holding_back(now)
+        if held is not None:
+            verdict, due = held
+            outcome: Outcome = "gone" if verdict.kind == "gone" else "deferred"
+            return self._result(item, now, None, None, outcome, verdict, next_at=due)
         adapter = ADAPTERS.get(item.adapter)
         if not isinstance(target, Target) or adapter is None:
             why = target if isinstance(target, str) else "integration or adapter not found"
@@ -480,7 +170,9 @@ class DeliveryRun:
         try:
             # Connect to last byte, whatever the client's own timeouts say.
             async with asyncio.timeout(self.options.timeout):
-                answer = await self._send(item, adapter, target)
+                answer = await self.transport.send(
+                    item.integration_id, adapter, target, item.message
+                )
             code = answer.status_code
             verdict = judge_status(code)
             retry_after = answer.retry_after
@@ -496,49 +188,46 @@ class DeliveryRun:
             error = redact(text, target.secret_values(), self.options.error_chars)
         next_at = None
         if verdict.kind == "retry":
-            delay = self.options.policy.delay(attempt, self.rng)
-            asked = parse_retry_after(retry_after, now)
-            if asked is not None:
-                delay = min(asked, self.options.policy.cap_seconds)
-            next_at = now + timedelta(seconds=max(delay, self.options.min_retry_seconds))
-            if verdict.fault == "partner" and attempt < self.options.policy.max_attempts:
-                state.open = False
-                state.backoff_until = max(next_at, state.backoff_until or next_at)
-                state.backoff_reason = verdict.reason
-        elif verdict.kind == "gone":
-            state.gone = True
+            next_at = next_attempt_at(
+                self.options.policy,
+                attempt,
+                now,
+                retry_after=retry_after,
+                rng=self.rng,
+                min_seconds=self.options.min_retry_seconds,
+            )
+        state.learn(
+            verdict, next_at, attempt=attempt, max_attempts=self.options.policy.max_attempts
+        )
+        if verdict.kind == "gone":
             self.gone.add(item.integration_id)
-        else:
-            # Delivered, or refused this message (4xx): either way the partner is up.
-            state.open = True
-            state.backoff_until = None
         return self._result(
             item, now, latency, code, verdict.kind, verdict, next_at=next_at, error=error
         )
 
+    # -- record ------------------------------------------------------------------------------
+
     def _result(
         self,
-        item: _Claimed,
+        item: Claimed,
         now: datetime,
         latency: float | None,
         code: int | None,
-        outcome: str,
+        outcome: Outcome,
         verdict: Verdict,
         *,
         next_at: datetime | None = None,
         error: str | None = None,
-    ) -> _Result:
+    ) -> Result:
         attempt = item.message.attempt
-        if error is None and outcome != "delivered":
-            error = verdict.reason[: self.options.error_chars] or None
-        if outcome == "delivered":
-            status = "delivered"
-        elif outcome in ("retry", "deferred") and attempt < self.options.policy.max_attempts:
-            status = "pending"
-        else:
-            status = "dead"
-            if outcome in ("retry", "deferred"):
-                error = f"gave up after {attempt} attempts: {error}"[: self.options.error_chars]
+        status, error = settle(
+            outcome,
+            attempt,
+            reason=verdict.reason,
+            error=error,
+            max_attempts=self.options.policy.max_attempts,
+            error_chars=self.options.error_chars,
+        )
         counts = self.summary.by_adapter.setdefault(item.adapter, Counter())
         counts[outcome] += 1
         metrics.DELIVERIES.labels(item.adapter, outcome).inc()
@@ -551,7 +240,7 @@ class DeliveryRun:
             self.summary.deferred += 1
         else:
             self.summary.retried += 1
-        return _Result(
+        return Result(
             delivery_id=item.delivery_id,
             integration_id=item.integration_id,
             adapter=item.adapter,
@@ -566,11 +255,13 @@ class DeliveryRun:
             fault=verdict.fault if status == "dead" else None,
         )
 
+    # -- flush ---------------------------------------------------------------------------------
+
     async def flush(self) -> None:
         results, self.results = self.results, []
         gone, self.gone = self.gone, set()
         if results or gone:
-            await asyncio.to_thread(self._flush, results, gone)
+            await asyncio.to_thread(self.store.flush, results, gone)
             self.summary.endpoints_gone += len(gone)
 
     async def _flusher(self, stop: asyncio.Event) -> None:
@@ -581,8 +272,9 @@ class DeliveryRun:
                 await asyncio.wait_for(stop.wait(), self.options.flush_interval)
             if len(self.results) or self.gone:
                 await self.flush()
-            if self.sender is not None:
-                await self.sender.sweep()
+            await self.transport.sweep()
+
+    # -- the loop --------------------------------------------------------------------------
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self.inflight.discard(task)
@@ -610,17 +302,13 @@ class DeliveryRun:
                 if forever:
                     due_by = self.clock()
                     if time.monotonic() - self.targets_loaded_at > self.options.target_ttl:
-                        self.targets.clear()
+                        self.store.targets.clear()
                         self.targets_loaded_at = time.monotonic()
-                full = [
-                    i
-                    for i, s in self.endpoints.items()
-                    if s.queued >= self.options.per_endpoint_queue
-                ]
+                full = self.endpoints.full()
                 want = self.options.batch_size
                 if limit is not None:
                     want = min(want, limit - self.summary.claimed)
-                claimed = await asyncio.to_thread(self._claim, want, due_by, full)
+                claimed = await self._claim(want, due_by, full)
                 if not claimed:
                     if not forever:
                         if full and self.inflight:
@@ -633,7 +321,7 @@ class DeliveryRun:
                     continue
                 self.summary.claimed += len(claimed)
                 for item in claimed:
-                    self._endpoint(item.integration_id).queued += 1
+                    self.endpoints.get(item.integration_id).queued += 1
                     task = asyncio.create_task(self._process(item))
                     self.inflight.add(task)
                     task.add_done_callback(self._task_done)
