@@ -1,4 +1,4 @@
-"""Pushes to partners: outbox enqueue, the delivery worker, retries, dead letters and replay."""
+"""Pushes to partners (outbound): outbox enqueue, the worker, retries, dead letters, replay."""
 
 from __future__ import annotations
 

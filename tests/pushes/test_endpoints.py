@@ -93,17 +93,16 @@ def test_until_an_endpoint_answers_one_request_probes_it_alone() -> None:
 
 
 def test_a_turn_holds_the_endpoint_slot_before_an_overall_one() -> None:
-    async def scenario() -> tuple[int, bool]:
-        state, overall = endpoint(), asyncio.Semaphore(1)
-        state.open = True
+    async def scenario() -> tuple[bool, bool]:
+        state, overall = Endpoint(asyncio.Semaphore(1), open=True), asyncio.Semaphore(1)
         await overall.acquire()  # another partner holds the only overall slot
         waiting = asyncio.create_task(state.acquire(overall))
         await asyncio.sleep(0)
-        held = state.semaphore._value  # taken while it waits for the overall slot
+        held = state.semaphore.locked()  # taken while it waits for the overall slot
         overall.release()
         probing = await waiting
         state.release(overall, probing)
-        return held, state.semaphore._value == 2 and not overall.locked()
+        return held, not state.semaphore.locked() and not overall.locked()
 
     held, all_released = asyncio.run(scenario())
-    assert held == 1 and all_released
+    assert held and all_released
