@@ -40,8 +40,8 @@ from bench.run import (
 )
 from partner_signals.adapters.base import envelope
 from partner_signals.db import to_sqlalchemy
-from partner_signals.delivery.outbox import enqueue_events
-from partner_signals.delivery.worker import RunSummary, WorkerOptions, deliver_due_sync
+from partner_signals.pushes.outbox import enqueue_events
+from partner_signals.pushes.worker import RunSummary, WorkerOptions, deliver_due_sync
 from partner_signals.registry import add_restaurant, enable_adapter, ensure_company
 from partner_signals.settings import Settings
 

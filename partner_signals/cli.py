@@ -157,7 +157,7 @@ def integrations_enable(
 
     settings = get_settings()
     if provider in ADAPTERS:
-        from partner_signals.delivery.cli import adapter_settings, read_secret
+        from partner_signals.pushes.cli import adapter_settings, read_secret
         from partner_signals.registry import enable_adapter, read_integration_secrets
 
         try:
@@ -371,7 +371,7 @@ def _mount_optional() -> None:
     import importlib
     import importlib.util
 
-    for module in ("pipelines.cli", "api.cli", "partner_signals.delivery.cli"):
+    for module in ("pipelines.cli", "api.cli", "partner_signals.pushes.cli"):
         if importlib.util.find_spec(module) is not None:
             importlib.import_module(module).register(app)
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import dagster as dg
 
-from pipelines.deliveries.assets import (
+from pipelines.exports.assets import export_job, export_schedule, signal_files
+from pipelines.pushes.assets import (
     deliveries_report_job,
     deliveries_report_schedule,
     no_dead_letters_waiting,
     partner_deliveries,
 )
-from pipelines.deliveries.sensors import partner_outbox
-from pipelines.exports.assets import export_job, export_schedule, signal_files
+from pipelines.pushes.sensors import partner_outbox
 from pipelines.resources import DatabaseResource, signals_dbt_resource
 from pipelines.signals.assets import signals_dbt
 from pipelines.signals.checks import raw_events_processed

@@ -102,8 +102,8 @@ def test_every_reader_takes_its_list_from_the_catalogue() -> None:
     from api.routers.signals import SERVED, CrmSignals, WorkforceSignals
     from partner_signals.adapters import ADAPTERS, SIGNALS
     from partner_signals.exports import EXPORTED_SIGNALS
-    from pipelines.deliveries.signals import PUSHED_SIGNALS
     from pipelines.exports.assets import MART_KEYS
+    from pipelines.pushes.signals import PUSHED_SIGNALS
 
     assert set(EXPORTED_SIGNALS) == {s.name for s in catalogue.exported()}
     assert {p.name for p in PUSHED_SIGNALS} == {s.name for s in catalogue.pushed()} == SIGNALS
@@ -129,8 +129,8 @@ def test_docs_show_the_catalogue() -> None:
 def test_the_change_watcher_covers_every_watched_signal() -> None:
     """A mart that is a table is watched itself; one that is a view (computed when read,
     never materialized) through the stored models it reads."""
-    from pipelines.deliveries.sensors import watched_asset_keys
     from pipelines.project import ensure_manifest
+    from pipelines.pushes.sensors import watched_asset_keys
 
     manifest = json.loads(ensure_manifest().read_text())
     watched = {key.path[-1] for key in watched_asset_keys(manifest)}

@@ -21,9 +21,9 @@ from standardwebhooks import Webhook
 from api.app import create_app as create_api
 from api.keys import create_partner_key
 from ingest.app import create_app as create_ingest
-from partner_signals.delivery.worker import deliver_due_sync
 from partner_signals.demo import requests_for
 from partner_signals.exports import export_day, query_exports
+from partner_signals.pushes.worker import deliver_due_sync
 from partner_signals.registry import (
     add_restaurant,
     create_ingest_key,
@@ -32,11 +32,11 @@ from partner_signals.registry import (
 )
 from partner_signals.settings import Settings
 from partner_signals.synthetic import DEMO_RESTAURANTS, Delivery, service_day, signed_headers
-from pipelines.deliveries.sensors import partner_outbox
+from pipelines.pushes.sensors import partner_outbox
 from pipelines.resources import DatabaseResource
 from pipelines.run import materialize_all
-from tests.delivery.conftest import Partner
 from tests.pipelines.service_day import drop_database, new_database
+from tests.pushes.conftest import Partner
 
 WEBHOOK_SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 PROVIDER_SECRET = "whsec_e2e_provider_secret"

@@ -4,7 +4,7 @@ check that warns while dead letters wait for replay."""
 import dagster as dg
 
 from partner_signals.db import get_engine
-from partner_signals.delivery.replay import adapter_counts
+from partner_signals.pushes.replay import adapter_counts
 from partner_signals.settings import Settings, get_settings
 from pipelines.resources import DatabaseResource
 

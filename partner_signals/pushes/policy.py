@@ -1,10 +1,12 @@
-"""Retry schedule and failure rules: what an answer means, whose fault it is, when to retry."""
+"""Retry schedule and failure rules: what an answer means, whose fault it is, when to retry,
+and what an attempt leaves in the outbox. Pure functions, tested without a server."""
 
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Literal
 
@@ -13,6 +15,10 @@ import httpx
 
 Kind = Literal["delivered", "retry", "failed", "gone"]
 Fault = Literal["partner", "ours"]
+# What one attempt did: a verdict's kind, or deferred (not sent: its endpoint is backing off).
+Outcome = Literal["delivered", "retry", "deferred", "failed", "gone"]
+# The outbox status an attempt leaves.
+Status = Literal["delivered", "pending", "dead"]
 
 # What httpx turns into its TransportError subclasses (httpx/_transports/default.py).
 HTTPCORE_TRANSPORT_ERRORS = (
@@ -110,3 +116,57 @@ def judge_exception(exc: BaseException) -> Verdict:
         # Deterministic: the same message fails the same way on every try.
         return Verdict("failed", "ours", f"could not build the request ({type(exc).__name__})")
     return Verdict("retry", "ours", f"unexpected error ({type(exc).__name__})")
+
+
+def next_attempt_at(
+    policy: RetryPolicy,
+    attempt: int,
+    now: datetime,
+    *,
+    retry_after: str | None,
+    rng: random.Random,
+    min_seconds: float,
+) -> datetime:
+    """When a message whose attempt number `attempt` is to be retried is due again: the
+    policy's back-off, or the partner's Retry-After capped at the policy's cap, never
+    sooner than `min_seconds`."""
+    delay = policy.delay(attempt, rng)
+    asked = parse_retry_after(retry_after, now)
+    if asked is not None:
+        delay = min(asked, policy.cap_seconds)
+    return now + timedelta(seconds=max(delay, min_seconds))
+
+
+def settle(
+    outcome: Outcome,
+    attempt: int,
+    *,
+    reason: str,
+    error: str | None,
+    max_attempts: int,
+    error_chars: int,
+) -> tuple[Status, str | None]:
+    """The outbox status attempt number `attempt` leaves, and the error text it records
+    (the verdict's `reason` when no other text was given)."""
+    if error is None and outcome != "delivered":
+        error = reason[:error_chars] or None
+    if outcome == "delivered":
+        return "delivered", error
+    if outcome in ("retry", "deferred") and attempt < max_attempts:
+        return "pending", error
+    if outcome in ("retry", "deferred"):
+        error = f"gave up after {attempt} attempts: {error}"[:error_chars]
+    return "dead", error
+
+
+AUTH_VALUE = re.compile(r"(?i)\b(basic|bearer)\s+[A-Za-z0-9+/=._~-]+")
+
+
+def redact(text: str, secrets: list[str], limit: int) -> str:
+    """Partner answers sometimes echo what they were sent; strip credentials from them."""
+    for secret in secrets:
+        if len(secret) >= 4:
+            text = text.replace(secret, "[redacted]")
+    text = AUTH_VALUE.sub(r"\1 [redacted]", text)
+    text = " ".join(text.split())
+    return text[:limit]

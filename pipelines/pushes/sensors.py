@@ -10,12 +10,12 @@ import orjson
 
 from partner_signals.catalogue import signals as catalogue
 from partner_signals.db import get_engine
-from partner_signals.delivery.outbox import (
+from partner_signals.pushes.outbox import (
     enqueue_new_canonical_events,
     enqueue_unpaid_bill_nudges,
 )
 from partner_signals.settings import Settings, get_settings
-from pipelines.deliveries.signals import enqueue_signal_changes
+from pipelines.pushes.signals import enqueue_signal_changes
 from pipelines.resources import DatabaseResource
 from pipelines.signals.sensors import DBT_PACKAGE, load_manifest, stores_data
 from pipelines.signals.translator import SignalsTranslator

@@ -14,9 +14,9 @@ from standardwebhooks.webhooks import Webhook
 from typer.testing import CliRunner
 
 from partner_signals.cli import app
-from partner_signals.delivery import enqueue_events, enqueue_new_canonical_events, enqueue_signal
+from partner_signals.pushes import enqueue_events, enqueue_new_canonical_events, enqueue_signal
 from partner_signals.settings import Settings, get_settings
-from tests.delivery.conftest import (
+from tests.pushes.conftest import (
     ACCOUNT_SID,
     API_KEY,
     AUTH_TOKEN,

@@ -15,10 +15,10 @@ import sqlalchemy as sa
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from partner_signals.adapters import ADAPTERS, Target
-from partner_signals.delivery import enqueue_events, enqueue_unpaid_bill_nudges
+from partner_signals.pushes import enqueue_events, enqueue_unpaid_bill_nudges
 from partner_signals.registry import RegistryError, enable_adapter, ensure_company
 from partner_signals.settings import Settings
-from tests.delivery.conftest import (
+from tests.pushes.conftest import (
     ACCOUNT_SID,
     API_KEY,
     AUTH_TOKEN,

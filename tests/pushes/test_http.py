@@ -21,12 +21,12 @@ from cryptography.x509.oid import NameOID
 
 from partner_signals.adapters import Outgoing
 from partner_signals.adapters.webhook import WebhookAdapter
-from partner_signals.delivery import enqueue_events
-from partner_signals.delivery.http import Answer, Sender
-from partner_signals.delivery.policy import judge_exception
-from partner_signals.delivery.worker import DeliveryRun, WorkerOptions, sends_itself, utc_now
+from partner_signals.pushes import enqueue_events
+from partner_signals.pushes.policy import judge_exception
+from partner_signals.pushes.transport import Answer, Sender, sends_itself
+from partner_signals.pushes.worker import DeliveryRun, WorkerOptions, utc_now
 from partner_signals.settings import Settings
-from tests.delivery.conftest import (
+from tests.pushes.conftest import (
     Clock,
     Partner,
     Tenant,
@@ -259,4 +259,4 @@ def test_the_sender_is_skipped_when_a_client_is_given(engine: sa.Engine) -> None
         return given, own
 
     given, own = asyncio.run(make())
-    assert given.sender is None and own.sender is not None
+    assert given.transport.sender is None and own.transport.sender is not None

@@ -108,8 +108,8 @@ def run(
 ) -> None:
     """Deliver what is due once and print the counts (or keep going with --forever)."""
     from partner_signals.db import get_engine
-    from partner_signals.delivery.outbox import enqueue_unpaid_bill_nudges
-    from partner_signals.delivery.worker import deliver_due, run_loop
+    from partner_signals.pushes.outbox import enqueue_unpaid_bill_nudges
+    from partner_signals.pushes.worker import deliver_due, run_loop
 
     settings = get_settings()
     engine = get_engine(settings)
@@ -154,7 +154,7 @@ def run(
 
 
 def _nudge(engine: Any) -> None:
-    from partner_signals.delivery.outbox import enqueue_unpaid_bill_nudges
+    from partner_signals.pushes.outbox import enqueue_unpaid_bill_nudges
 
     with engine.begin() as conn:
         enqueue_unpaid_bill_nudges(conn, now=datetime.now(UTC))
@@ -173,7 +173,7 @@ def replay(
 ) -> None:
     """Re-queue dead letters with a fresh retry schedule; `deliveries run` sends them."""
     from partner_signals.db import get_engine
-    from partner_signals.delivery.replay import replay_dead_letters
+    from partner_signals.pushes.replay import replay_dead_letters
 
     if fault not in (None, "partner", "ours"):
         raise _fail("--fault is partner or ours")
@@ -200,7 +200,7 @@ def replay(
 def status() -> None:
     """Per-adapter attempt counts, what is pending and what is dead."""
     from partner_signals.db import get_engine
-    from partner_signals.delivery.replay import adapter_counts
+    from partner_signals.pushes.replay import adapter_counts
 
     with get_engine().connect() as conn:
         rows = adapter_counts(conn)

@@ -1,7 +1,12 @@
-"""The worker's HTTP sender: keep-alive HTTP/1.1 connections per endpoint, one per request.
+"""How the worker sends: its own HTTP sender for direct connections, httpx otherwise.
 
-httpx's pool (httpcore's AsyncConnectionPool) walks every connection it holds on each
-request, twice, checking each idle one's socket through anyio, and counts idle
+`Transport.send` is the one entry. A request an adapter builds (`build_request`) goes
+through the worker's sender below unless a client was given or a proxy is set; an adapter
+that overrides `deliver` sends itself through an httpx client.
+
+The sender keeps keep-alive HTTP/1.1 connections per endpoint, one request per connection
+at a time. httpx's pool (httpcore's AsyncConnectionPool) walks every connection it holds on
+each request, twice, checking each idle one's socket through anyio, and counts idle
 connections quadratically: at 16 connections a request cost about 1 ms of CPU, most of a
 push's budget. The worker already bounds each endpoint's requests in flight with its own
 semaphore, so it needs no pool logic at all: a LIFO list of idle httpcore connections per
@@ -26,7 +31,7 @@ from dataclasses import dataclass
 import httpcore
 import httpx
 
-from partner_signals.adapters import Outgoing
+from partner_signals.adapters import Adapter, Message, Outgoing, Target
 
 # What is kept of a refused message's answer for the error text (itself cut to 300).
 ANSWER_CHARS = 1000
@@ -261,3 +266,74 @@ class Sender:
         for connections in idle.values():
             for connection in connections:
                 await connection.aclose()
+
+
+def connect_timeout(timeout: float) -> float:
+    return min(timeout, 5.0)
+
+
+def make_client(*, timeout: float, connections: int) -> httpx.AsyncClient:
+    """A client with `connections` keep-alive connections, no redirects followed."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(timeout, connect=connect_timeout(timeout)),
+        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+        follow_redirects=False,
+    )
+
+
+def sends_itself(adapter: Adapter) -> bool:
+    """An adapter that overrides `deliver` sends its own way (through httpx); the others
+    are one `build_request` each, which the worker's sender posts."""
+    return type(adapter).deliver is not Adapter.deliver
+
+
+class Transport:
+    """One worker's ways to send, chosen per adapter; endpoint keys are integration ids."""
+
+    def __init__(
+        self, *, client: httpx.AsyncClient | None, timeout: float, per_endpoint: int
+    ) -> None:
+        # A given client serves every endpoint. Otherwise requests go through the
+        # worker's sender (no pool scan, a fraction of httpx's CPU per request), except
+        # with a proxy in the environment or for an adapter that sends itself: those get
+        # an httpx client per endpoint, sized to per_endpoint, since httpx's pool costs
+        # more the more connections it holds.
+        self.client = client
+        self.clients: dict[int, httpx.AsyncClient] = {}
+        self.timeout = timeout
+        self.per_endpoint = per_endpoint
+        self.sender = (
+            Sender(timeout=timeout, connect_timeout=connect_timeout(timeout))
+            if client is None and not proxies_in_environment()
+            else None
+        )
+
+    async def send(
+        self, integration_id: int, adapter: Adapter, target: Target, message: Message
+    ) -> Answer:
+        if self.sender is not None and not sends_itself(adapter):
+            request = adapter.build_request(target, message, now=time.time())
+            return await self.sender.send(integration_id, request)
+        client = self._client(integration_id)
+        response = await adapter.deliver(client, target, message, now=time.time())
+        return Answer.from_httpx(response)
+
+    def _client(self, integration_id: int) -> httpx.AsyncClient:
+        if self.client is not None:
+            return self.client
+        client = self.clients.get(integration_id)
+        if client is None:
+            client = make_client(timeout=self.timeout, connections=self.per_endpoint)
+            self.clients[integration_id] = client
+        return client
+
+    async def sweep(self) -> None:
+        if self.sender is not None:
+            await self.sender.sweep()
+
+    async def aclose(self) -> None:
+        clients, self.clients = list(self.clients.values()), {}
+        for client in clients:
+            await client.aclose()
+        if self.sender is not None:
+            await self.sender.aclose()

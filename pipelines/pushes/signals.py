@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from partner_signals.adapters import ADAPTERS
 from partner_signals.catalogue import signals as catalogue
-from partner_signals.delivery.outbox import enqueue_signal
+from partner_signals.pushes.outbox import enqueue_signal
 
 
 @dataclass(frozen=True)

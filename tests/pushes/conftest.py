@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from partner_signals.delivery.worker import RunSummary, WorkerOptions, deliver_due_sync
+from partner_signals.pushes.worker import RunSummary, WorkerOptions, deliver_due_sync
 from partner_signals.registry import add_restaurant, enable_adapter, ensure_company
 from partner_signals.settings import Settings
 

@@ -9,10 +9,10 @@ from email.utils import format_datetime
 
 import sqlalchemy as sa
 
-from partner_signals.delivery import enqueue_events, replay_dead_letters
-from partner_signals.delivery.policy import RetryPolicy, parse_retry_after
+from partner_signals.pushes import enqueue_events, replay_dead_letters
+from partner_signals.pushes.policy import RetryPolicy, parse_retry_after
 from partner_signals.settings import Settings
-from tests.delivery.conftest import (
+from tests.pushes.conftest import (
     Clock,
     Partner,
     Tenant,

@@ -1,16 +1,16 @@
-"""Pushes to partners: outbox enqueue, the delivery worker, retries, dead letters and replay."""
+"""Pushes to partners (outbound): outbox enqueue, the worker, retries, dead letters, replay."""
 
 from __future__ import annotations
 
-from partner_signals.delivery.outbox import (
+from partner_signals.pushes.outbox import (
     enqueue_events,
     enqueue_new_canonical_events,
     enqueue_signal,
     enqueue_unpaid_bill_nudges,
 )
-from partner_signals.delivery.policy import RetryPolicy
-from partner_signals.delivery.replay import ReplayResult, adapter_counts, replay_dead_letters
-from partner_signals.delivery.worker import (
+from partner_signals.pushes.policy import RetryPolicy
+from partner_signals.pushes.replay import ReplayResult, adapter_counts, replay_dead_letters
+from partner_signals.pushes.worker import (
     RunSummary,
     WorkerOptions,
     deliver_due,
