@@ -27,7 +27,7 @@ import psutil
 import psycopg
 
 from partner_signals.db import to_libpq, with_database
-from partner_signals.synthetic import DEMO_RESTAURANTS, Delivery, RestaurantSpec, service_day
+from synthetic import DEMO_RESTAURANTS, Delivery, RestaurantSpec, service_day
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "benchmarks.md"

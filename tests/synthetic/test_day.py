@@ -16,7 +16,7 @@ import pytest
 from partner_signals.pos import parse_pos_event
 from partner_signals.providers import PROVIDERS, Credentials
 from partner_signals.providers.paypal import make_test_certificate
-from partner_signals.synthetic import (
+from synthetic import (
     CURRENCY_DECIMALS,
     DEMO_RESTAURANTS,
     ID_PATTERN,
