@@ -123,8 +123,8 @@ class World:
 def build_world(url: str, database: str, restaurants: int, days: int, scratch: Path) -> World:
     from bench.signals import bench_restaurants, land_between, register
     from partner_signals.settings import Settings
-    from partner_signals.synthetic import service_day
     from pipelines.run import materialize_all
+    from synthetic import service_day
 
     started = time.perf_counter()
     specs = bench_restaurants(restaurants)

@@ -27,7 +27,7 @@ import psutil
 import psycopg
 
 from partner_signals.db import to_libpq, with_database
-from partner_signals.synthetic import DEMO_RESTAURANTS, Delivery, RestaurantSpec, service_day
+from synthetic import DEMO_RESTAURANTS, Delivery, RestaurantSpec, service_day
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "benchmarks.md"
@@ -722,7 +722,7 @@ def render(results: Results) -> str:
         "## Signals",
         "",
         f"`python -m bench.signals` on {r.machine}; PostgreSQL on the same machine.",
-        f"{r.restaurants} restaurants x {r.days} days of `partner_signals.synthetic` service "
+        f"{r.restaurants} restaurants x {r.days} days of `synthetic` service "
         f"days: {r.raw_rows:,} raw rows landed with COPY in {r.load_seconds} s, "
         f"{r.canonical_rows:,} canonical events.",
         "",

@@ -23,7 +23,7 @@ from partner_signals.processes import child_env, free_port, start, stop, uvicorn
 from partner_signals.providers.paypal import make_test_certificate
 from partner_signals.registry import add_restaurant, create_ingest_key, enable_integration
 from partner_signals.settings import Settings, get_settings
-from partner_signals.synthetic import (
+from synthetic import (
     DEMO_RESTAURANTS,
     Delivery,
     RestaurantSpec,

@@ -31,10 +31,10 @@ from partner_signals.registry import (
     enable_integration,
 )
 from partner_signals.settings import Settings
-from partner_signals.synthetic import DEMO_RESTAURANTS, Delivery, service_day, signed_headers
 from pipelines.pushes.sensors import partner_outbox
 from pipelines.resources import DatabaseResource
 from pipelines.run import materialize_all
+from synthetic import DEMO_RESTAURANTS, Delivery, service_day, signed_headers
 from tests.pipelines.service_day import drop_database, new_database
 from tests.pushes.conftest import Partner
 

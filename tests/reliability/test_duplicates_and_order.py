@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 
 from ingest.app import create_app
 from partner_signals.settings import Settings
-from partner_signals.synthetic import DEMO_RESTAURANTS, Delivery, service_day
+from synthetic import DEMO_RESTAURANTS, Delivery, service_day
 from tests.ingest.conftest import Tenant, make_tenant
 from tests.reliability.conftest import Outgoing, record
 

@@ -17,7 +17,7 @@ import pytest
 
 from partner_signals.processes import bin_path, child_env, start, stop
 from partner_signals.settings import Settings
-from partner_signals.synthetic import DEMO_RESTAURANTS, Delivery, service_day
+from synthetic import DEMO_RESTAURANTS, Delivery, service_day
 from tests.pipelines.conftest import run_dbt, snapshot
 from tests.pipelines.service_day import drop_database, new_database
 from tests.reliability.conftest import record
