@@ -140,6 +140,17 @@ def quietest(ctx: Context, name: str, attempt: Callable[[int], Outcome]) -> Outc
     return best
 
 
+@dataclass(frozen=True)
+class Scenario:
+    """One server measured with wrk: `table` is where it stores events (None: nowhere)."""
+
+    name: str
+    what: str
+    app: str
+    path: str
+    table: str | None
+
+
 def load_scenario(
     ctx: Context,
     *,
@@ -152,25 +163,12 @@ def load_scenario(
 ) -> Outcome:
     """Measure one server; `args_for(attempt)` gives the (warm-up, measured) wrk script
     arguments, new event ids for every attempt."""
-
-    def attempt(n: int) -> Outcome:
-        return load_attempt(
-            ctx, name=name, what=what, app=app, path=path, table=table, args=args_for(n)
-        )
-
-    return quietest(ctx, name, attempt)
+    scenario = Scenario(name, what, app, path, table)
+    return quietest(ctx, name, lambda n: load_attempt(ctx, scenario, args_for(n)))
 
 
-def load_attempt(
-    ctx: Context,
-    *,
-    name: str,
-    what: str,
-    app: str,
-    path: str,
-    table: str | None,
-    args: tuple[list[str], list[str]],
-) -> Outcome:
+def load_attempt(ctx: Context, scenario: Scenario, args: tuple[list[str], list[str]]) -> Outcome:
+    name, app, path, table = scenario.name, scenario.app, scenario.path, scenario.table
     warm_args, wrk_args = args
     wait_for_quiet(ctx.settle, name, log)
     log(f"{name}: starting {app} (uvicorn --workers {WORKERS})")
@@ -194,7 +192,7 @@ def load_attempt(
     # The server has stopped (gracefully): requests in flight when wrk stopped have
     # finished, so their rows count too, though wrk never saw their answers.
     rows = count_rows(ctx.url, table, ctx.tenant.company_id) - before if table else None
-    outcome = wrk_outcome(name, what, result, usage, rows=rows)
+    outcome = wrk_outcome(name, scenario.what, result, usage, rows=rows)
     log(f"{name}: {outcome.summary()}")
     if usage:
         log(f"{name}: CPU {usage.line()}")
