@@ -32,7 +32,7 @@ serve: $(STAMP)
 # Ingest, partner API, pushes, then the signals month (the long one); each prints its
 # tables with the machine, and the first three update docs/benchmarks.md.
 bench: $(STAMP)
-	$(BIN)/python -m bench.run $(BENCH_ARGS)
+	$(BIN)/python -m bench.ingest $(BENCH_ARGS)
 	$(BIN)/python -m bench.api
 	$(BIN)/python -m bench.pushes
 	$(BIN)/python -m bench.signals

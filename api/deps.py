@@ -9,6 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
 from api.state import ApiState, Principal
+from partner_signals.ids import ID_PATTERN
 from partner_signals.ratelimit import retry_after_header
 
 
@@ -20,8 +21,6 @@ async def get_state(request: Request) -> ApiState:
 
 
 State = Annotated[ApiState, Depends(get_state)]
-# The ops schema's id rule, enforced before any id reaches a query.
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 bearer = HTTPBearer(auto_error=False, description="A partner key: `Authorization: Bearer psk_...`")
 
 

@@ -1,1 +1,1 @@
-"""Ingest benchmark: `make bench` (see docs/benchmarks.md)."""
+"""The benchmarks (`make bench` runs each; see docs/benchmarks.md) and the harness they share."""

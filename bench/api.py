@@ -15,9 +15,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,24 +28,33 @@ from typing import Any
 import psycopg
 import sqlalchemy as sa
 
-from bench.cpu import Meter, Usage, settle
-from bench.run import (
-    BENCH_SECRET_KEY,
+from bench.cpu import Meter
+from bench.harness import (
     CONNECTIONS,
+    DOCS,
     THREADS,
     WORKERS,
+    add_run_options,
+    bench_env,
+    bench_settings,
     create_database,
     drop_database,
     ensure_wrk,
+    load_average,
+    logger,
     machine,
+    parse_env,
+    run_wrk,
     server,
     server_url,
+    utc_stamp,
+    wait_for_quiet,
+    writes_docs,
+    wrk_outcome,
 )
+from bench.report import API_SECTION, Outcome, goal_table, update_block, verdict
 from partner_signals.db import to_sqlalchemy, with_database
 
-ROOT = Path(__file__).resolve().parent.parent
-DOCS = ROOT / "docs" / "benchmarks.md"
-SECTION = "## Partner API and pushes"
 SEED = 20260401
 RATE_ENV = {
     "PARTNER_SIGNALS_API_RATE_PER_SECOND": "1000000",
@@ -69,40 +76,16 @@ function done(summary, latency, requests)
    local e = summary.errors
    io.write(string.format(
       'BENCH_JSON {"requests":%d,"bytes":%d,"rps":%.1f,"p50_us":%d,"p90_us":%d,'
-         .. '"p99_us":%d,"max_us":%d,"non2xx":%d,"socket_errors":%d}\n',
+         .. '"p99_us":%d,"max_us":%d,"non2xx":%d,'
+         .. '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d}}\n',
       summary.requests, summary.bytes, summary.requests / (summary.duration / 1e6),
       latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max,
-      e.status, e.connect + e.read + e.write + e.timeout))
+      e.status, e.connect, e.read, e.write, e.status, e.timeout))
 end
 """
 
 
-def log(message: str) -> None:
-    print(f"[bench.api {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-# ---------------------------------------------------------------- docs
-
-
-def update_section(kind: str, markdown: str, path: Path = DOCS) -> None:
-    """Put `markdown` between this kind's markers inside the "Partner API and pushes"
-    section of docs/benchmarks.md (the section is appended when missing); the rest of
-    the page, owned by other benchmarks, is left as it is."""
-    start, end = f"<!-- bench:{kind}:start -->", f"<!-- bench:{kind}:end -->"
-    block = f"{start}\n{markdown.rstrip()}\n{end}"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if start in text and end in text:
-        head, rest = text.split(start, 1)
-        _, tail = rest.split(end, 1)
-        path.write_text(head + block + tail)
-        return
-    if SECTION not in text:
-        text = text.rstrip("\n") + f"\n\n{SECTION}\n"
-    head, rest = text.split(SECTION, 1)
-    # The section ends at the next "## " heading (or the end of the page).
-    cut = rest.find("\n## ")
-    body, tail = (rest, "") if cut < 0 else (rest[:cut], rest[cut:])
-    path.write_text(head + SECTION + body.rstrip("\n") + "\n\n" + block + "\n" + tail)
+log = logger("bench.api")
 
 
 # ---------------------------------------------------------------- the world
@@ -122,7 +105,6 @@ class World:
 
 def build_world(url: str, database: str, restaurants: int, days: int, scratch: Path) -> World:
     from bench.signals import bench_restaurants, land_between, register
-    from partner_signals.settings import Settings
     from pipelines.run import materialize_all
     from synthetic import service_day
 
@@ -145,12 +127,7 @@ def build_world(url: str, database: str, restaurants: int, days: int, scratch: P
         conn.execute("vacuum analyze raw.order_events")
         conn.execute("vacuum analyze raw.webhook_events")
     log(f"landed {raw:,} raw rows; materializing (dbt through Dagster)")
-    settings = Settings(
-        database_url=url,
-        data_dir=scratch,
-        exports_dir=scratch / "exports",
-        secret_key=BENCH_SECRET_KEY,
-    )
+    settings = bench_settings(url, data_dir=scratch, exports_dir=scratch / "exports")
     from rich.console import Console
 
     out = io.StringIO()
@@ -216,53 +193,6 @@ def bench_key_and_counts(url: str, company: str) -> tuple[str, int, int]:
 # ---------------------------------------------------------------- wrk
 
 
-@dataclass
-class Outcome:
-    name: str
-    what: str
-    rps: float
-    p50_ms: float
-    p90_ms: float
-    p99_ms: float
-    max_ms: float
-    requests: int
-    non2xx: int
-    socket_errors: int
-    bytes_per_response: float
-    cpu: Usage | None
-
-
-def run_wrk(
-    wrk: str,
-    base: str,
-    paths: list[str],
-    seconds: int,
-    headers: list[str],
-    lua: Path,
-    meter: Meter | None = None,
-    server_pid: int = 0,
-) -> tuple[dict[str, Any], Usage | None]:
-    cmd = [wrk, f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{seconds}s", "--timeout", "5s"]
-    for header in headers:
-        cmd += ["-H", header]
-    cmd += ["-s", str(lua), base + paths[0], "--", *paths]
-    if meter:
-        meter.start()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        stdout, stderr = proc.communicate(timeout=seconds + 60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-        raise
-    usage = meter.stop(server_pid=server_pid) if meter else None
-    line = next((ln for ln in stdout.splitlines() if ln.startswith("BENCH_JSON ")), None)
-    if proc.returncode != 0 or line is None:
-        raise RuntimeError(f"wrk failed ({proc.returncode}): {stdout[-2000:]} {stderr}")
-    data: dict[str, Any] = json.loads(line.removeprefix("BENCH_JSON "))
-    return data, usage
-
-
 def fetch(url: str, headers: dict[str, str]) -> tuple[int, bytes]:
     request = urllib.request.Request(url, headers=headers)  # noqa: S310 (127.0.0.1 only)
     with urllib.request.urlopen(request, timeout=10) as resp:  # noqa: S310
@@ -284,35 +214,21 @@ class Load:
 
 
 def measure(load: Load, *, name: str, what: str, paths: list[str], headers: list[str]) -> Outcome:
-    if load.quiet > 0:
-        busy = settle(load.quiet)
-        log(f"{name}: machine {busy:.0f}% busy before the run")
+    wait_for_quiet(load.quiet, name, log)
+    url = load.base + paths[0]
     if load.warmup:
-        run_wrk(load.wrk, load.base, paths, load.warmup, headers, load.lua)
-    data, usage = run_wrk(
+        run_wrk(load.wrk, url, load.warmup, lua=load.lua, script_args=paths, headers=headers)
+    result, usage = run_wrk(
         load.wrk,
-        load.base,
-        paths,
+        url,
         load.seconds,
-        headers,
-        load.lua,
-        Meter(load.database),
-        load.server_pid,
+        lua=load.lua,
+        script_args=paths,
+        headers=headers,
+        meter=Meter(load.database),
+        server_pid=load.server_pid,
     )
-    outcome = Outcome(
-        name=name,
-        what=what,
-        rps=data["rps"],
-        p50_ms=data["p50_us"] / 1000,
-        p90_ms=data["p90_us"] / 1000,
-        p99_ms=data["p99_us"] / 1000,
-        max_ms=data["max_us"] / 1000,
-        requests=data["requests"],
-        non2xx=data["non2xx"],
-        socket_errors=data["socket_errors"],
-        bytes_per_response=data["bytes"] / max(data["requests"], 1),
-        cpu=usage,
-    )
+    outcome = wrk_outcome(name, what, result, usage)
     log(
         f"{name}: {outcome.rps:,.0f} req/s, p50 {outcome.p50_ms:.1f} ms, p90 "
         f"{outcome.p90_ms:.1f} ms, p99 {outcome.p99_ms:.1f} ms, non-2xx {outcome.non2xx}"
@@ -371,16 +287,12 @@ def render(
         )
     work = next((o for o in outcomes if o.name == "workforce"), None)
     if work:
-        ok = work.p99_ms <= 20 and work.non2xx == 0 and work.socket_errors == 0
+        p99 = work.p99_ms if work.p99_ms is not None else float("inf")
+        ok = p99 <= 20 and work.non2xx == 0 and work.socket_errors == 0
         ready = next((o for o in outcomes if o.name == "select-1"), None)
         ratio = f" ({work.rps / ready.rps:.2f}x the `select 1` rate)" if ready and ready.rps else ""
-        lines += [
-            "",
-            "| goal | measured | verdict |",
-            "| --- | ---: | --- |",
-            f"| workforce signals at 32 clients, p99 ≤ 20 ms | {work.p99_ms:.1f} ms at "
-            f"{work.rps:,.0f} req/s{ratio} | {'**pass**' if ok else '**FAIL**'} |",
-        ]
+        goal = "workforce signals at 32 clients, p99 ≤ 20 ms"
+        lines += goal_table([(goal, f"{p99:.1f} ms at {work.rps:,.0f} req/s{ratio}", verdict(ok))])
     lines += [
         "",
         "`other` is the share of the whole machine used by processes that are not this "
@@ -399,10 +311,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--duration", type=int, default=15, help="seconds per wrk run")
     p.add_argument("--quick", action="store_true", help="5 s runs, 5 restaurants x 1 day, no docs")
     p.add_argument("--only", default="healthz,select1,workforce")
-    p.add_argument("--docs", action=argparse.BooleanOptionalAction, default=None)
-    p.add_argument("--settle", type=float, default=15.0, help="wait this long for a quiet machine")
+    add_run_options(p, settle=15.0)
     p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
-    p.add_argument("--keep-db", action="store_true", help="do not drop the database at the end")
     p.add_argument(
         "--reuse-db",
         metavar="NAME",
@@ -417,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     warmup = 1 if args.quick else 2
     restaurants = 5 if args.quick else max(1, min(args.restaurants, 50))
     days = 1 if args.quick else max(0, min(args.days, 7))
-    write_docs = args.docs if args.docs is not None else not args.quick
+    write_docs = writes_docs(args)
     only = {s.strip() for s in args.only.split(",") if s.strip()}
     wrk = ensure_wrk()
     srv = server_url()
@@ -442,22 +352,19 @@ def main(argv: list[str] | None = None) -> int:
             f"world: {world.raw_rows:,} raw rows, {world.canonical_rows:,} canonical events, "
             f"built in {world.build_seconds:.0f} s"
         )
-        env = {
-            **os.environ,
-            "DATABASE_URL": url,
-            "PARTNER_SIGNALS_SECRET_KEY": BENCH_SECRET_KEY,
-            "PARTNER_SIGNALS_DATA_DIR": str(scratch),
-            "PYTHONUNBUFFERED": "1",
-            # FastAPI's deprecation notice for ORJSONResponse, printed by every worker.
-            "PYTHONWARNINGS": "ignore::DeprecationWarning",
-            **RATE_ENV,
-        }
-        for item in args.env:
-            key, _, value = item.partition("=")
-            env[key] = value
+        env = bench_env(
+            url,
+            data_dir=scratch,
+            extra={
+                # FastAPI's deprecation notice for ORJSONResponse, printed by every worker.
+                "PYTHONWARNINGS": "ignore::DeprecationWarning",
+                **RATE_ENV,
+                **parse_env(args.env),
+            },
+        )
         auth = f"Authorization: Bearer {world.key}"
         paths = [f"/v1/restaurants/{r}/workforce" for r in world.restaurant_ids]
-        load = " ".join(f"{v:.2f}" for v in os.getloadavg())
+        load = load_average()
         with server("api.app:app", env, []) as (base, proc):
             ctx = Load(wrk, lua, seconds, warmup, name, base, proc.pid, args.settle)
             status, body = fetch(base + paths[0], {"Authorization": f"Bearer {world.key}"})
@@ -502,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             drop_database(srv, name)
             log(f"database {name} dropped")
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = utc_stamp()
     markdown = render(
         host.line(),
         world,
@@ -516,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(markdown)
     if write_docs:
-        update_section("api", markdown)
+        update_block(DOCS, "api", markdown, heading=API_SECTION)
         log("docs/benchmarks.md updated")
     return 0 if all(o.non2xx == 0 and o.socket_errors == 0 for o in outcomes) else 1
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import os
 import resource
 import sys
 import time
@@ -27,17 +26,24 @@ import orjson
 import psycopg
 import sqlalchemy as sa
 
-from bench.api import update_section
 from bench.cpu import Meter, Usage, settle
-from bench.run import (
-    BENCH_SECRET_KEY,
+from bench.harness import (
+    DOCS,
+    add_run_options,
+    bench_env,
+    bench_settings,
     create_database,
     drop_database,
     ensure_wrk,
+    load_average,
+    logger,
     machine,
     server,
     server_url,
+    utc_stamp,
+    writes_docs,
 )
+from bench.report import API_SECTION, goal_table, update_block, verdict
 from partner_signals.adapters.base import envelope
 from partner_signals.db import to_sqlalchemy
 from partner_signals.pushes.outbox import enqueue_events
@@ -64,8 +70,7 @@ TYPES = (
 )
 
 
-def log(message: str) -> None:
-    print(f"[bench.pushes {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+log = logger("bench.pushes")
 
 
 def canonical_events(count: int, restaurants: list[str]) -> list[dict[str, Any]]:
@@ -282,16 +287,9 @@ def render(
         ratio = (
             f" ({worker.rate / plain.rate:.2f}x the plain client)" if plain and plain.rate else ""
         )
-        verdict = (
-            "**pass**" if worker.rate >= 1000 and worker.ok == worker.deliveries else "**FAIL**"
-        )
-        lines += [
-            "",
-            "| goal | measured | verdict |",
-            "| --- | ---: | --- |",
-            f"| pushes ≥ 1,000 deliveries/s to a local partner | {worker.rate:,.0f}/s{ratio} "
-            f"| {verdict} |",
-        ]
+        ok = worker.rate >= 1000 and worker.ok == worker.deliveries
+        goal = "pushes ≥ 1,000 deliveries/s to a local partner"
+        lines += goal_table([(goal, f"{worker.rate:,.0f}/s{ratio}", verdict(ok))])
     lines += [
         "",
         "CPU shares are of the whole machine (all CPUs) during the run; the worker and the "
@@ -305,20 +303,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--events", type=int, default=None, help="default 10,000 (3,000 with --quick)")
     p.add_argument("--integrations", type=int, default=4, help="restaurants with a webhook")
     p.add_argument("--quick", action="store_true", help="3,000 events, no docs")
-    p.add_argument("--docs", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--batch-size", type=int, default=WorkerOptions.batch_size)
     p.add_argument("--per-endpoint", type=int, default=WorkerOptions.per_endpoint)
     p.add_argument("--overall", type=int, default=WorkerOptions.overall)
     p.add_argument("--budget", type=float, default=90.0, help="seconds for the worker run")
-    p.add_argument("--settle", type=float, default=20.0, help="wait this long for a quiet machine")
-    p.add_argument("--keep-db", action="store_true")
+    add_run_options(p, settle=20.0)
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     count = min(args.events or (3_000 if args.quick else 10_000), 200_000)
-    write_docs = args.docs if args.docs is not None else not args.quick
+    write_docs = writes_docs(args)
     options = WorkerOptions(
         batch_size=args.batch_size, per_endpoint=args.per_endpoint, overall=args.overall
     )
@@ -326,16 +322,16 @@ def main(argv: list[str] | None = None) -> int:
     srv = server_url()
     name, url = create_database(srv)
     log(f"database {name} created and migrated")
-    settings = Settings(database_url=url, secret_key=BENCH_SECRET_KEY)
+    settings = bench_settings(url)
     engine = sa.create_engine(to_sqlalchemy(url))
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = bench_env(url)
     results: list[PushResult] = []
     try:
         host = machine(url, ensure_wrk())
         with server("bench.bare_asgi:app", env, []) as (base, proc):
             restaurants = setup_tenant(engine, settings, base, args.integrations)
             events = canonical_events(count, restaurants)
-            load = " ".join(f"{v:.2f}" for v in os.getloadavg())
+            load = load_average()
             busy = settle(args.settle)
             log(f"machine {busy:.0f}% busy, load average {load}")
             results.append(baseline_run(base, events, name, proc.pid, concurrency))
@@ -367,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             drop_database(srv, name)
             log(f"database {name} dropped")
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = utc_stamp()
     markdown = render(
         host.line(),
         results,
@@ -381,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(markdown)
     if write_docs:
-        update_section("pushes", markdown)
+        update_block(DOCS, "pushes", markdown, heading=API_SECTION)
         log("docs/benchmarks.md updated")
     return 0 if all(r.ok == r.deliveries for r in results) else 1
 

@@ -7,10 +7,11 @@ from pathlib import Path
 
 from bench.cpu import Usage
 
-START = "<!-- bench:ingest:start -->"
+# The sections of docs/benchmarks.md that the benchmarks write their blocks into.
+INGEST_SECTION = "## Ingest: latest `make bench` run"
+API_SECTION = "## Partner API and pushes"
 # Share of the machine (%) used by other processes above which a run counts as disturbed.
 BUSY_LIMIT = 15.0
-END = "<!-- bench:ingest:end -->"
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class Outcome:
     seconds: float | None = None
     cpu: Usage | None = None
     attempt: int = 1
+    bytes_per_response: float = 0.0
 
     def durable(self) -> bool | None:
         """Every 2xx has its row: acknowledged <= landed <= acknowledged + what was in
@@ -91,13 +93,25 @@ def _find(outcomes: list[Outcome], name: str) -> Outcome | None:
     return next((o for o in outcomes if o.name == name), None)
 
 
+def verdict(ok: bool) -> str:
+    return "**pass**" if ok else "**FAIL**"
+
+
+def goal_table(rows: list[tuple[str, str, str]]) -> list[str]:
+    """Markdown lines (after a blank one) of a (goal, measured, verdict) table."""
+    if not rows:
+        return []
+    return [
+        "",
+        "| goal | measured | verdict |",
+        "| --- | ---: | --- |",
+        *(f"| {g} | {m} | {v} |" for g, m, v in rows),
+    ]
+
+
 def goals(outcomes: list[Outcome]) -> list[tuple[str, str, str]]:
     """(goal, measured, verdict) for each goal whose scenario ran."""
     rows: list[tuple[str, str, str]] = []
-
-    def verdict(ok: bool) -> str:
-        return "**pass**" if ok else "**FAIL**"
-
     pos, naive, stripe, bulk = (
         _find(outcomes, n) for n in ("ingest-pos", "naive", "ingest-stripe", "bulk-file")
     )
@@ -204,10 +218,7 @@ def render_markdown(
             "| --- | ---: | ---: |",
             *ratio_rows,
         ]
-    table = goals(outcomes)
-    if table:
-        lines += ["", "| goal | measured | verdict |", "| --- | ---: | --- |"]
-        lines += [f"| {g} | {m} | {v} |" for g, m, v in table]
+    lines += goal_table(goals(outcomes))
     busy = [
         f"{o.name} ({o.cpu.share(o.cpu.other):.0f}%)"
         for o in outcomes
@@ -235,18 +246,23 @@ def render_markdown(
     return "\n".join(lines) + "\n"
 
 
-def update_docs(path: Path, markdown: str) -> None:
-    """Replace the ingest block of docs/benchmarks.md (between the markers), leaving the
-    rest of the page (other benchmarks, analysis) as it is; append it if missing."""
-    block = f"{START}\n{markdown}{END}"
-    text = path.read_text() if path.exists() else ""
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        _, tail = rest.split(END, 1)
+def update_block(path: Path, kind: str, markdown: str, *, heading: str) -> None:
+    """Put `markdown` between this kind's markers (`<!-- bench:<kind>:start -->` ...) in
+    docs/benchmarks.md, leaving the rest of the page (other benchmarks, analysis) as it
+    is. Without the markers, the block goes at the end of the `heading` section, which
+    is appended to the page when missing."""
+    start, end = f"<!-- bench:{kind}:start -->", f"<!-- bench:{kind}:end -->"
+    block = f"{start}\n{markdown.rstrip()}\n{end}"
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        _, tail = rest.split(end, 1)
         path.write_text(head + block + tail)
-    elif text:
-        path.write_text(
-            text.rstrip("\n") + "\n\n## Ingest: latest `make bench` run\n\n" + block + "\n"
-        )
-    else:
-        path.write_text("# Benchmarks\n\n## Ingest: latest `make bench` run\n\n" + block + "\n")
+        return
+    if heading not in text:
+        text = text.rstrip("\n") + f"\n\n{heading}\n"
+    head, rest = text.split(heading, 1)
+    # The section ends at the next "## " heading (or the end of the page).
+    cut = rest.find("\n## ")
+    body, tail = (rest, "") if cut < 0 else (rest[:cut], rest[cut:])
+    path.write_text(head + heading + body.rstrip("\n") + "\n\n" + block + "\n" + tail)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import threading
 import time
@@ -26,12 +25,9 @@ from typing import Any
 import psutil
 import psycopg
 
-from partner_signals.db import to_libpq, with_database
+from bench.harness import ROOT, create_database, drop_database, logger, machine, server_url
 from synthetic import DEMO_RESTAURANTS, Delivery, RestaurantSpec, service_day
 
-ROOT = Path(__file__).resolve().parent.parent
-DOCS = ROOT / "docs" / "benchmarks.md"
-DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 # The incremental run starts at this UTC time of the day after the month: dinner in the
 # Gulf, late afternoon in London. Everything sent before it is loaded first.
 CUT_UTC_HOUR = 16
@@ -46,8 +42,7 @@ for _key, _value in (
     os.environ.setdefault(_key, _value)
 
 
-def log(message: str) -> None:
-    print(f"[bench.signals {datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
+log = logger("bench.signals")
 
 
 # ---- data
@@ -218,34 +213,6 @@ def load_month(
     return data
 
 
-# ---- database
-
-
-def server_url() -> str:
-    return to_libpq(os.environ.get("DATABASE_URL") or DEFAULT_SERVER)
-
-
-def create_database(server: str) -> str:
-    import sqlalchemy as sa
-
-    from partner_signals.db.migrate import upgrade
-
-    name = f"ps_bench_signals_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    url = with_database(server, name)
-    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
-    upgrade(engine)
-    engine.dispose()
-    return url
-
-
-def drop_database(server: str, url: str) -> None:
-    name = url.rsplit("/", 1)[1].split("?", 1)[0]
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f'drop database if exists "{name}" with (force)')
-
-
 # ---- measuring
 
 
@@ -313,15 +280,6 @@ class Results:
     freshness_samples: int = 0
     sensor_interval_s: int = 30
     notes: list[str] = field(default_factory=list)
-
-
-def machine_line() -> str:
-    mem = psutil.virtual_memory().total / 2**30
-    cpu = platform.processor() or platform.machine()
-    return (
-        f"{os.cpu_count()} vCPU ({cpu}), {mem:.0f} GiB RAM, {platform.system()} "
-        f"{platform.release()}, Python {platform.python_version()}"
-    )
 
 
 class Signals:
@@ -596,7 +554,7 @@ def rerun_incremental(args: argparse.Namespace) -> Results:
     import statistics
     import tempfile
 
-    results = Results(machine=machine_line())
+    results = Results(machine=machine(args.url).line())
     signals = Signals(args.url, Path(tempfile.mkdtemp(prefix="bench-signals-")))
     with psycopg.connect(args.url) as conn:
         row = conn.execute(
@@ -627,14 +585,12 @@ def run(args: argparse.Namespace) -> Results:
     import tempfile
 
     server = server_url()
-    url = args.url or create_database(server)
-    results = Results(machine=machine_line(), restaurants=args.restaurants)
+    name, url = create_database(server, "ps_bench_signals")
+    results = Results(machine=machine(url).line(), restaurants=args.restaurants)
     specs = bench_restaurants(args.restaurants, table_factor=args.table_factor)
     data_dir = Path(tempfile.mkdtemp(prefix="bench-signals-"))
     try:
-        log(
-            f"database {url.rsplit('/', 1)[1]}: loading {args.restaurants} restaurants x {args.days} days"
-        )
+        log(f"database {name}: loading {args.restaurants} restaurants x {args.days} days")
         data = load_month(
             url, specs, args.days, budget_s=args.load_budget, table_factor=args.table_factor
         )
@@ -709,8 +665,8 @@ def run(args: argparse.Namespace) -> Results:
                 f"freshness live p95 {results.freshness_live_p95_s} s, marts p95 {results.freshness_marts_p95_s} s"
             )
     finally:
-        if not args.keep_db and not args.url:
-            drop_database(server, url)
+        if not args.keep_db:
+            drop_database(server, name)
         else:
             log(f"kept {url}")
     return results

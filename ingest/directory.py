@@ -6,18 +6,16 @@ work, so answers (including "unknown") are kept for `ttl` seconds.
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
+from partner_signals.cache import Cache
 from partner_signals.crypto import decrypt_json, hash_api_key
 from partner_signals.providers import Credentials
 from partner_signals.registry import integration_context
-
-T = TypeVar("T")
 
 
 class Directory:
@@ -27,6 +25,7 @@ class Directory:
         master_key: bytes,
         *,
         ttl: float = 10.0,
+        limit: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.pool = AsyncConnectionPool(
@@ -38,40 +37,20 @@ class Directory:
             kwargs={"autocommit": True, "connect_timeout": 3},
         )
         self._key = master_key
-        self._ttl = ttl
-        self._clock = clock
-        self._cache: dict[tuple[str, ...], tuple[float, Any]] = {}
-        self._inflight: dict[tuple[str, ...], asyncio.Future[Any]] = {}
+        # No refresh ahead (as ever here): past `ttl` the requests for a key wait for
+        # one read together, so a revoked key or a disabled provider is refused within
+        # `ttl`. Bounded, because the unknown keys and companies a flood makes up are
+        # cached too.
+        self._cache: Cache[tuple[str, ...], Any] = Cache(
+            ttl=ttl, limit=limit, name="an ingest credential", clock=clock
+        )
 
     async def start(self) -> None:
         await self.pool.open(wait=False)
 
     async def stop(self) -> None:
+        await self._cache.close()
         await self.pool.close()
-
-    async def _cached(self, key: tuple[str, ...], load: Callable[[], Awaitable[T]]) -> T:
-        hit = self._cache.get(key)
-        now = self._clock()
-        if hit is not None and hit[0] > now:
-            value: T = hit[1]
-            return value
-        pending = self._inflight.get(key)
-        if pending is not None:
-            shared: T = await asyncio.shield(pending)
-            return shared
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
-        try:
-            value = await load()
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: waiters re-raise it, nobody logs it as lost
-            raise
-        finally:
-            self._inflight.pop(key, None)
-        future.set_result(value)
-        self._cache[key] = (now + self._ttl, value)
-        return value
 
     async def _fetchone(self, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
         async with self.pool.connection() as conn:
@@ -102,7 +81,7 @@ class Directory:
                 secrets=tuple(sealed.get("webhook_secrets", ())), config=dict(config or {})
             )
 
-        return await self._cached(("creds", company_id, provider), load)
+        return await self._cache.get(("creds", company_id, provider), load)
 
     async def company_for_key(self, key: str) -> str | None:
         digest = hash_api_key(key)
@@ -114,7 +93,7 @@ class Directory:
             )
             return None if row is None else str(row[0])
 
-        return await self._cached(("key", digest.hex()), load)
+        return await self._cache.get(("key", digest.hex()), load)
 
     async def restaurants(self, company_id: str) -> frozenset[str]:
         async def load() -> frozenset[str]:
@@ -125,7 +104,7 @@ class Directory:
                 )
                 return frozenset(r[0] for r in await cur.fetchall())
 
-        return await self._cached(("restaurants", company_id), load)
+        return await self._cache.get(("restaurants", company_id), load)
 
     def forget(self) -> None:
         """Drop every cached answer (tests and operators after a change)."""

@@ -8,7 +8,6 @@ the documented FastAPI routes call the same functions.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,6 +26,7 @@ from ingest.writer import (
     WebhookRow,
     WriterUnavailable,
 )
+from partner_signals.ids import is_id
 from partner_signals.pos import InvalidPosEvent, parse_pos_event
 from partner_signals.providers import PROVIDERS, MalformedEvent, SignatureError
 from partner_signals.ratelimit import RateLimiter, retry_after_header
@@ -41,8 +41,6 @@ SECRET_HEADERS = frozenset(
 EXCERPT_BYTES = 2048
 JSON_TYPES = frozenset({"application/json"})
 NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl"})
-# The ops schema's id rule: anything else cannot be a company, so it never reaches a query.
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 
 BodyReader = Callable[[int], Awaitable[bytes]]
 
@@ -188,7 +186,7 @@ async def handle_webhook(
         if media_type(headers) not in JSON_TYPES:
             raise Refused(415, "unsupported_media_type", "send application/json")
         body = await read_body(st.settings.max_body_bytes)
-        if not ID_PATTERN.match(company_id):
+        if not is_id(company_id):
             raise Refused(404, "unknown_company", f"no {provider} integration for this company")
         creds = await st.directory.credentials(company_id, provider)
         if creds is None:

@@ -67,28 +67,35 @@ def uvicorn_cmd(app: str, *, host: str, port: int, workers: int) -> list[str]:
 
 
 def start(
-    cmd: list[str], env: Mapping[str, str], *, quiet: bool = False
+    cmd: list[str], env: Mapping[str, str], *, quiet: bool = False, cwd: Path | None = None
 ) -> subprocess.Popen[bytes]:
     return subprocess.Popen(  # noqa: S603 - our own console scripts
         cmd,
         env=dict(env),
+        cwd=cwd,
         stdout=subprocess.DEVNULL if quiet else None,
         stderr=subprocess.DEVNULL if quiet else None,
         start_new_session=True,
     )
 
 
-def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+def wait_ready(
+    url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0, *, streak: int = 1
+) -> None:
+    """Until `url` answers 200 `streak` times in a row (several answers in a row: with
+    `--workers N` most likely every worker is up, not just the first)."""
     deadline = time.monotonic() + timeout
+    seen = 0
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}")
         try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
+            seen = seen + 1 if httpx.get(url, timeout=1.0).status_code == 200 else 0
         except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
+            seen = 0
+        if seen >= streak:
+            return
+        time.sleep(0.1 if seen else 0.2)
     raise TimeoutError(f"{url} not ready after {timeout:.0f} s")
 
 

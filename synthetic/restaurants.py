@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any, Final, Literal
 from zoneinfo import ZoneInfo
 
+from partner_signals import ids
 from synthetic.platforms import DELIVERY_PLATFORMS
 
 Course = Literal["drink", "starter", "main", "dessert"]
@@ -31,7 +32,8 @@ CURRENCY_DECIMALS: Final[Mapping[str, int]] = {
     "SAR": 2,
     "USD": 2,
 }
-ID_PATTERN: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+# The core's one id rule, compiled (tests match generated ids against it).
+ID_PATTERN: Final = re.compile(ids.ID_PATTERN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +71,7 @@ class RestaurantSpec:
             ("company_id", self.company_id),
             ("restaurant_id", self.restaurant_id),
         ):
-            if not ID_PATTERN.match(value):
-                raise ValueError(f"{label} {value!r} does not match {ID_PATTERN.pattern}")
+            ids.check_id(value, label)
         ZoneInfo(self.timezone)
         if self.currency not in CURRENCY_DECIMALS:
             raise ValueError(f"unknown currency {self.currency!r}")

@@ -11,9 +11,10 @@ import orjson
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel
 
-from api.deps import ERRORS, ID_PATTERN, State, require
+from api.deps import ERRORS, State, require
 from api.state import Principal
 from partner_signals.events import CanonicalEvent, CanonicalType, canonical_event_schema
+from partner_signals.ids import ID_PATTERN
 
 router = APIRouter(prefix="/v1", tags=["events"])
 

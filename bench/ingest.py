@@ -3,50 +3,53 @@
 from __future__ import annotations
 
 import argparse
-import base64
 import dataclasses
-import json
-import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import sqlalchemy as sa
 
-from bench.cpu import Meter, Usage, settle
+from bench.cpu import Meter
+from bench.harness import (
+    DOCS,
+    RESULTS,
+    ROOT,
+    THREADS,
+    WORKERS,
+    add_run_options,
+    bench_env,
+    bench_settings,
+    create_database,
+    drop_database,
+    ensure_wrk,
+    logger,
+    machine,
+    parse_env,
+    run_wrk,
+    server,
+    server_url,
+    utc_stamp,
+    wait_for_quiet,
+    writes_docs,
+    wrk_outcome,
+)
 from bench.payloads import write_pos_ndjson, write_stripe_bodies
-from bench.report import BUSY_LIMIT, Machine, Outcome, render_markdown, update_docs
-from partner_signals.db import to_libpq, to_sqlalchemy, with_database
-from partner_signals.db.migrate import upgrade
+from bench.report import BUSY_LIMIT, INGEST_SECTION, Outcome, render_markdown, update_block
+from partner_signals.db import to_sqlalchemy
+from partner_signals.processes import bin_path
 from partner_signals.registry import add_restaurant, create_ingest_key, enable_integration
-from partner_signals.settings import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 LUA = Path(__file__).with_name("events.lua")
-RESULTS = Path(__file__).with_name("results")
-DOCS = ROOT / "docs" / "benchmarks.md"
-DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
-# A fixed, benchmark-only AES-256 key: the registry seals secrets with it and every
-# server started here opens them with it.
-BENCH_SECRET_KEY = base64.b64encode(b"partner-signals-bench-only-key!!").decode()
-THREADS, CONNECTIONS, WORKERS = 2, 32, 2
-HOST = "127.0.0.1"
+log = logger("bench", stream=sys.stdout)
 
 
 @dataclass(frozen=True)
@@ -57,81 +60,11 @@ class Tenant:
     ingest_key: str
 
 
-@dataclass
-class Wrk:
-    """One wrk run, as printed by events.lua's done()."""
-
-    requests: int
-    rps: float
-    p50_ms: float
-    p90_ms: float
-    p99_ms: float
-    max_ms: float
-    non2xx: int
-    sent: int
-    repeats: int
-    errors: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> int:
-        return self.requests - self.non2xx
-
-    @property
-    def socket_errors(self) -> int:
-        return sum(v for k, v in self.errors.items() if k != "status")
-
-
 # ---------------------------------------------------------------- setup
 
 
-def log(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def ensure_wrk() -> str:
-    found = shutil.which("wrk")
-    if found:
-        return found
-    if os.geteuid() != 0:
-        sys.exit("wrk is not installed; install it (Debian: sudo apt-get install -y wrk) and rerun")
-    log("wrk not found: installing the Debian package (apt-get install -y wrk)")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-q"], check=True, env=env, timeout=300)
-    subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True, env=env, timeout=300)
-    found = shutil.which("wrk")
-    if not found:
-        sys.exit("apt-get installed wrk but it is not on PATH")
-    return found
-
-
-def server_url() -> str:
-    env = os.environ.get("DATABASE_URL")
-    if env:
-        return to_libpq(env)
-    log(f"DATABASE_URL is unset: using {DEFAULT_SERVER}")
-    return DEFAULT_SERVER
-
-
-def create_database(server: str) -> tuple[str, str]:
-    name = f"ps_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(f'create database "{name}"')
-    url = with_database(server, name)
-    engine = sa.create_engine(to_sqlalchemy(url))
-    try:
-        upgrade(engine)
-    finally:
-        engine.dispose()
-    return name, url
-
-
-def drop_database(server: str, name: str) -> None:
-    with psycopg.connect(server, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(f'drop database if exists "{name}" with (force)')
-
-
 def create_tenant(url: str) -> Tenant:
-    settings = Settings(database_url=url, secret_key=BENCH_SECRET_KEY)
+    settings = bench_settings(url)
     company = "bench-co"
     restaurants = ["bench-dxb-1", "bench-dxb-2", "bench-ruh-1"]
     secret = f"whsec_bench_{uuid.uuid4().hex}"
@@ -151,165 +84,6 @@ def create_tenant(url: str) -> Tenant:
     finally:
         engine.dispose()
     return Tenant(company, restaurants, secret, key)
-
-
-def machine(url: str, wrk: str) -> Machine:
-    cpu = "unknown"
-    with open("/proc/cpuinfo") as fh:
-        for line in fh:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    mem_kb = 0
-    with open("/proc/meminfo") as fh:
-        for line in fh:
-            if line.startswith("MemTotal:"):
-                mem_kb = int(line.split()[1])
-    settings: dict[str, str] = {}
-    with psycopg.connect(url, connect_timeout=5) as conn:
-        for name in (
-            "server_version",
-            "synchronous_commit",
-            "fsync",
-            "wal_sync_method",
-            "full_page_writes",
-            "commit_delay",
-            "shared_buffers",
-            "max_connections",
-        ):
-            settings[name] = str(conn.execute(f"show {name}").fetchone()[0])  # type: ignore[index]
-    version = subprocess.run([wrk, "-v"], capture_output=True, text=True, timeout=10)
-    wrk_version = (version.stdout + version.stderr).strip().splitlines()[0].split(" [")[0]
-    import uvicorn
-
-    return Machine(
-        nproc=len(os.sched_getaffinity(0)),
-        cpu=cpu,
-        memory_gib=round(mem_kb / 1024 / 1024, 1),
-        kernel=os.uname().release,
-        python=sys.version.split()[0],
-        uvicorn=uvicorn.__version__,
-        wrk=wrk_version,
-        pg=settings,
-    )
-
-
-# ---------------------------------------------------------------- servers and wrk
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextmanager
-def server(
-    app: str, env: dict[str, str], extra: list[str]
-) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """Run `uvicorn app --workers 2` on a free port until the block ends."""
-    port = free_port()
-    cmd = [
-        str(BIN / "uvicorn"),
-        app,
-        "--workers",
-        str(WORKERS),
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        "--no-access-log",
-        "--log-level",
-        "warning",
-        *extra,
-    ]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
-    base = f"http://{HOST}:{port}"
-    try:
-        wait_ready(proc, f"{base}/readyz", timeout=60)
-        yield base, proc
-    finally:
-        stop(proc)
-
-
-def wait_ready(proc: subprocess.Popen[bytes], url: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    streak = 0
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode} before it was ready")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 (127.0.0.1 only)
-                streak = streak + 1 if resp.status == 200 else 0
-        except (urllib.error.URLError, OSError):
-            streak = 0
-        # Several answers in a row: both workers are most likely up, not just the first.
-        if streak >= 8:
-            return
-        time.sleep(0.1 if streak else 0.25)
-    raise RuntimeError(f"server not ready at {url} after {timeout:.0f} s")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-
-
-def run_wrk(
-    wrk: str,
-    url: str,
-    seconds: int,
-    args: list[str],
-    meter: Meter | None = None,
-    server_pid: int = 0,
-) -> tuple[Wrk, Usage | None]:
-    cmd = [
-        wrk,
-        f"-t{THREADS}",
-        f"-c{CONNECTIONS}",
-        f"-d{seconds}s",
-        "--timeout",
-        "5s",
-        "-s",
-        str(LUA),
-        url,
-        "--",
-        *args,
-    ]
-    if meter:
-        meter.start()
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
-    )
-    try:
-        stdout, stderr = proc.communicate(timeout=seconds + 60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-        raise
-    usage = meter.stop(server_pid=server_pid) if meter else None
-    line = next((ln for ln in stdout.splitlines() if ln.startswith("BENCH_JSON ")), None)
-    if proc.returncode != 0 or line is None:
-        raise RuntimeError(f"wrk failed ({proc.returncode}): {stdout[-2000:]} {stderr}")
-    data: dict[str, Any] = json.loads(line.removeprefix("BENCH_JSON "))
-    return Wrk(
-        requests=data["requests"],
-        rps=data["rps"],
-        p50_ms=data["p50_us"] / 1000,
-        p90_ms=data["p90_us"] / 1000,
-        p99_ms=data["p99_us"] / 1000,
-        max_ms=data["max_us"] / 1000,
-        non2xx=data["non2xx"],
-        sent=data["sent"],
-        repeats=data["repeats"],
-        errors=data["errors"],
-    ), usage
 
 
 def count_rows(url: str, table: str, company_id: str) -> int:
@@ -348,6 +122,35 @@ def other_share(outcome: Outcome) -> float:
     return outcome.cpu.share(outcome.cpu.other) if outcome.cpu else 0.0
 
 
+def quietest(ctx: Context, name: str, attempt: Callable[[int], Outcome]) -> Outcome:
+    """`attempt(n)` once, and again (up to --retries times, new event ids each time)
+    while other processes used more than BUSY_LIMIT % of the machine; the quieter
+    attempt is kept."""
+    best: Outcome | None = None
+    for n in range(1 + ctx.retries):
+        outcome = attempt(n)
+        outcome.attempt = n + 1
+        if best is None or other_share(outcome) < other_share(best):
+            best = outcome
+        if other_share(outcome) <= BUSY_LIMIT:
+            break
+        if n < ctx.retries:
+            log(f"{name}: other processes used {other_share(outcome):.0f}% of the machine: again")
+    assert best is not None
+    return best
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One server measured with wrk: `table` is where it stores events (None: nowhere)."""
+
+    name: str
+    what: str
+    app: str
+    path: str
+    table: str | None
+
+
 def load_scenario(
     ctx: Context,
     *,
@@ -360,79 +163,40 @@ def load_scenario(
 ) -> Outcome:
     """Measure one server; `args_for(attempt)` gives the (warm-up, measured) wrk script
     arguments, new event ids for every attempt."""
-    best: Outcome | None = None
-    for attempt in range(1 + ctx.retries):
-        outcome = load_attempt(
-            ctx, name=name, what=what, app=app, path=path, table=table, args=args_for(attempt)
-        )
-        outcome.attempt = attempt + 1
-        if best is None or other_share(outcome) < other_share(best):
-            best = outcome
-        if other_share(outcome) <= BUSY_LIMIT:
-            break
-        if attempt < ctx.retries:
-            log(f"{name}: other processes used {other_share(outcome):.0f}% of the machine: again")
-    assert best is not None
-    return best
+    scenario = Scenario(name, what, app, path, table)
+    return quietest(ctx, name, lambda n: load_attempt(ctx, scenario, args_for(n)))
 
 
-def load_attempt(
-    ctx: Context,
-    *,
-    name: str,
-    what: str,
-    app: str,
-    path: str,
-    table: str | None,
-    args: tuple[list[str], list[str]],
-) -> Outcome:
+def load_attempt(ctx: Context, scenario: Scenario, args: tuple[list[str], list[str]]) -> Outcome:
+    name, app, path, table = scenario.name, scenario.app, scenario.path, scenario.table
     warm_args, wrk_args = args
-    wait_for_quiet(ctx, name)
+    wait_for_quiet(ctx.settle, name, log)
     log(f"{name}: starting {app} (uvicorn --workers {WORKERS})")
     with server(app, ctx.env, ctx.uvicorn_extra) as (base, proc):
         if ctx.warmup:
-            warm, _ = run_wrk(ctx.wrk, base + path, ctx.warmup, warm_args)
+            warm, _ = run_wrk(ctx.wrk, base + path, ctx.warmup, lua=LUA, script_args=warm_args)
             log(f"{name}: warm-up {ctx.warmup} s, {warm.rps:,.0f} req/s (not counted)")
         # Rows landed by the warm-up are committed by now: each 2xx waited for its commit,
         # and the in-flight ones finish before the measured run counts (see below).
         time.sleep(0.5)
         before = count_rows(ctx.url, table, ctx.tenant.company_id) if table else 0
         result, usage = run_wrk(
-            ctx.wrk, base + path, ctx.seconds, wrk_args, Meter(ctx.database), proc.pid
+            ctx.wrk,
+            base + path,
+            ctx.seconds,
+            lua=LUA,
+            script_args=wrk_args,
+            meter=Meter(ctx.database),
+            server_pid=proc.pid,
         )
     # The server has stopped (gracefully): requests in flight when wrk stopped have
     # finished, so their rows count too, though wrk never saw their answers.
     rows = count_rows(ctx.url, table, ctx.tenant.company_id) - before if table else None
-    outcome = Outcome(
-        name=name,
-        what=what,
-        rps=result.rps,
-        p50_ms=result.p50_ms,
-        p90_ms=result.p90_ms,
-        p99_ms=result.p99_ms,
-        max_ms=result.max_ms,
-        requests=result.requests,
-        ok=result.ok,
-        non2xx=result.non2xx,
-        socket_errors=result.socket_errors,
-        repeats=result.repeats,
-        rows=rows,
-        in_flight_limit=CONNECTIONS,
-        cpu=usage,
-    )
+    outcome = wrk_outcome(name, scenario.what, result, usage, rows=rows)
     log(f"{name}: {outcome.summary()}")
     if usage:
         log(f"{name}: CPU {usage.line()}")
     return outcome
-
-
-def wait_for_quiet(ctx: Context, name: str) -> None:
-    """Give other work on the machine a bounded chance to finish before measuring."""
-    if ctx.settle <= 0:
-        return
-    busy = settle(ctx.settle)
-    note = "" if busy <= 20 else f" (still busy after {ctx.settle:.0f} s: results will be low)"
-    log(f"{name}: machine {busy:.0f}% busy before the run{note}")
 
 
 def pos_args(ctx: Context, tag: str) -> ArgsFor:
@@ -481,18 +245,7 @@ def stripe_scenario(ctx: Context, expected_rps: float) -> Outcome:
 
 
 def bulk_scenario(ctx: Context, events: int) -> Outcome:
-    best: Outcome | None = None
-    for attempt in range(1 + ctx.retries):
-        outcome = bulk_attempt(ctx, events, attempt)
-        outcome.attempt = attempt + 1
-        if best is None or other_share(outcome) < other_share(best):
-            best = outcome
-        if other_share(outcome) <= BUSY_LIMIT:
-            break
-        if attempt < ctx.retries:
-            log(f"bulk: other processes used {other_share(outcome):.0f}% of the machine: again")
-    assert best is not None
-    return best
+    return quietest(ctx, "bulk", lambda n: bulk_attempt(ctx, events, n))
 
 
 def bulk_attempt(ctx: Context, events: int, attempt: int) -> Outcome:
@@ -504,8 +257,8 @@ def bulk_attempt(ctx: Context, events: int, attempt: int) -> Outcome:
     took = time.monotonic() - started
     log(f"bulk: wrote {events:,} events ({size / 1e6:.0f} MB) in {took:.1f} s")
     before = count_rows(ctx.url, "order_events", ctx.tenant.company_id)
-    wait_for_quiet(ctx, "bulk")
-    cmd = [str(BIN / "partner-signals"), "ingest", str(path), "--company", ctx.tenant.company_id]
+    wait_for_quiet(ctx.settle, "bulk", log)
+    cmd = [bin_path("partner-signals"), "ingest", str(path), "--company", ctx.tenant.company_id]
     meter = Meter(ctx.database)
     meter.start()
     started = time.monotonic()
@@ -540,7 +293,7 @@ def bulk_attempt(ctx: Context, events: int, attempt: int) -> Outcome:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__)
     p.add_argument("--duration", type=int, default=15, help="seconds per wrk run (default 15)")
     p.add_argument("--quick", action="store_true", help="5 s runs, 200k bulk events, no docs")
     p.add_argument("--bulk-events", type=int, default=None, help="default 1,000,000")
@@ -549,13 +302,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="bare,naive,pos,stripe,bulk",
         help="comma list of scenarios: bare,naive,pos,stripe,bulk",
     )
-    p.add_argument("--docs", action=argparse.BooleanOptionalAction, default=None)
-    p.add_argument(
-        "--settle",
-        type=float,
-        default=20.0,
-        help="before each scenario wait up to this many seconds for the machine to be idle",
-    )
+    add_run_options(p, settle=20.0)
     p.add_argument(
         "--retries",
         type=int,
@@ -563,7 +310,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"measure a scenario again when other processes used over {BUSY_LIMIT:.0f}%% "
         "of the machine during it (default 1)",
     )
-    p.add_argument("--keep-db", action="store_true", help="do not drop the bench database")
     p.add_argument(
         "--ingest-env",
         action="append",
@@ -582,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = 5 if args.quick else args.duration
     warmup = 1 if args.quick else 2
     bulk_events = args.bulk_events or (200_000 if args.quick else 1_000_000)
-    write_docs = args.docs if args.docs is not None else not args.quick
+    write_docs = writes_docs(args)
     only = {s.strip() for s in args.only.split(",") if s.strip()}
     wrk = ensure_wrk()
     server = server_url()
@@ -592,15 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     outcomes: list[Outcome] = []
     try:
         tenant = create_tenant(url)
-        env = {
-            **os.environ,
-            "DATABASE_URL": url,
-            "PARTNER_SIGNALS_SECRET_KEY": BENCH_SECRET_KEY,
-            "PYTHONUNBUFFERED": "1",
-        }
-        for item in args.ingest_env:
-            key, _, value = item.partition("=")
-            env[key] = value
+        env = bench_env(url, extra=parse_env(args.ingest_env))
         host = machine(url, wrk)
         log(f"machine: {host.line()}")
         if host.pg.get("synchronous_commit") != "on" or host.pg.get("fsync") != "on":
@@ -667,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
             drop_database(server, name)
             log(f"database {name} dropped")
 
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = utc_stamp()
     settings_note = " ".join([*args.ingest_env, *args.uvicorn_arg])
     markdown = render_markdown(
         host, outcomes, seconds=seconds, stamp=stamp, quick=args.quick, note=settings_note
@@ -679,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     print(markdown)
     log(f"results written to {result_file.relative_to(ROOT)}")
     if write_docs:
-        update_docs(DOCS, markdown)
+        update_block(DOCS, "ingest", markdown, heading=INGEST_SECTION)
         log(f"{DOCS.relative_to(ROOT)} updated")
     return 0 if all(o.durable() is not False for o in outcomes) else 1
 
