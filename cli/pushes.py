@@ -260,11 +260,3 @@ def integrations_test(
         return
     code = f"HTTP {result.status_code} " if result.status_code else ""
     raise _fail(f"{adapter} test failed: {code}{result.detail}{state}")
-
-
-def register(app: typer.Typer) -> None:
-    """Mount `deliveries` and add `integrations test` (called by partner_signals.cli)."""
-    app.add_typer(deliveries_app, name="deliveries")
-    for group in app.registered_groups:
-        if group.name == "integrations" and group.typer_instance is not None:
-            group.typer_instance.command("test")(integrations_test)
