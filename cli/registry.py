@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import inspect
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
+from cli.options import adapter_settings, with_adapter_options
+from partner_signals.adapters import ADAPTERS
 from partner_signals.settings import get_settings
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -57,83 +61,81 @@ def restaurants_add(
     out.print(f"restaurant {restaurant} {'added' if new else 'updated'} for company {company}")
 
 
-@integrations_app.command("enable")
+def _param(name: str, annotation: Any, default: Any = inspect.Parameter.empty) -> inspect.Parameter:
+    return inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
+    )
+
+
+# `integrations enable`'s options: the fixed ones, then one per adapter field (cli/options.py).
+_BEFORE = [
+    _param(
+        "provider",
+        Annotated[
+            str,
+            typer.Argument(
+                help="Inbound: stripe, paypal, careem, talabat, deliveroo, jahez. "
+                f"Partner adapters: {', '.join(ADAPTERS)}"
+            ),
+        ],
+    ),
+    _param("company", Annotated[str, typer.Option(help="Company id")]),
+    _param(
+        "restaurant",
+        Annotated[
+            str | None,
+            typer.Option(help="Adapters: only this restaurant (default: all of them)"),
+        ],
+        None,
+    ),
+]
+_AFTER = [
+    _param(
+        "webhook_secret",
+        Annotated[
+            str | None,
+            typer.Option(
+                help="The provider's signing secret ('-' reads it from standard input)",
+                envvar="PARTNER_SIGNALS_WEBHOOK_SECRET",
+                show_envvar=True,
+            ),
+        ],
+        None,
+    ),
+    _param(
+        "keep_previous",
+        Annotated[bool, typer.Option(help="Keep accepting the previous secret too (rotation)")],
+        False,
+    ),
+    _param(
+        "paypal_webhook_id",
+        Annotated[str | None, typer.Option(help="PayPal: the webhook id")],
+        None,
+    ),
+    _param(
+        "paypal_certificate",
+        Annotated[
+            Path | None, typer.Option(help="PayPal: PEM certificate file of the signing key")
+        ],
+        None,
+    ),
+]
+
+
 def integrations_enable(
-    provider: Annotated[
-        str,
-        typer.Argument(
-            help="Inbound: stripe, paypal, careem, talabat, deliveroo, jahez. "
-            "Partner adapters: webhook, workforce, crm, messaging"
-        ),
-    ],
-    company: Annotated[str, typer.Option(help="Company id")],
-    restaurant: Annotated[
-        str | None, typer.Option(help="Adapters: only this restaurant (default: all of them)")
-    ] = None,
-    url: Annotated[
-        str | None, typer.Option(help="Adapters: the partner URL (messaging: API base URL)")
-    ] = None,
-    secret: Annotated[
-        str | None,
-        typer.Option(
-            help="webhook: the whsec_ signing secret ('-' reads it from standard input)",
-            envvar="PARTNER_SIGNALS_ADAPTER_SECRET",
-        ),
-    ] = None,
-    api_key: Annotated[
-        str | None,
-        typer.Option(
-            help="workforce, crm: the partner API key ('-' reads standard input)",
-            envvar="PARTNER_SIGNALS_ADAPTER_API_KEY",
-        ),
-    ] = None,
-    account_sid: Annotated[str | None, typer.Option(help="messaging: Twilio AccountSid")] = None,
-    auth_token: Annotated[
-        str | None,
-        typer.Option(
-            help="messaging: Twilio AuthToken ('-' reads standard input)",
-            envvar="PARTNER_SIGNALS_ADAPTER_AUTH_TOKEN",
-        ),
-    ] = None,
-    from_number: Annotated[
-        str | None, typer.Option(help="messaging: sending number (E.164) or MG... service")
-    ] = None,
-    events: Annotated[
-        str | None, typer.Option(help="Adapters: comma-separated event types (default: all)")
-    ] = None,
-    signals: Annotated[
-        str | None, typer.Option(help="Adapters: comma-separated signals (default: all)")
-    ] = None,
-    location_id: Annotated[
-        str | None, typer.Option(help="workforce, crm: the partner's id of the restaurant")
-    ] = None,
-    receipt_to: Annotated[
-        str | None, typer.Option(help="messaging: number for receipts when the guest's is unknown")
-    ] = None,
-    nudge_to: Annotated[
-        str | None, typer.Option(help="messaging: staff number for unpaid-bill nudges")
-    ] = None,
-    nudge_after_minutes: Annotated[
-        float | None, typer.Option(help="messaging: nudge when a bill is unpaid this long")
-    ] = None,
-    webhook_secret: Annotated[
-        str | None,
-        typer.Option(
-            help="The provider's signing secret ('-' reads it from standard input)",
-            envvar="PARTNER_SIGNALS_WEBHOOK_SECRET",
-            show_envvar=True,
-        ),
-    ] = None,
-    keep_previous: Annotated[
-        bool, typer.Option(help="Keep accepting the previous secret too (rotation)")
-    ] = False,
-    paypal_webhook_id: Annotated[str | None, typer.Option(help="PayPal: the webhook id")] = None,
-    paypal_certificate: Annotated[
-        Path | None, typer.Option(help="PayPal: PEM certificate file of the signing key")
-    ] = None,
+    *,
+    provider: str,
+    company: str,
+    restaurant: str | None,
+    webhook_secret: str | None,
+    keep_previous: bool,
+    paypal_webhook_id: str | None,
+    paypal_certificate: Path | None,
+    **adapter_values: Any,
 ) -> None:
-    """Enable an inbound provider or a partner adapter; secrets are stored encrypted."""
-    from partner_signals.adapters import ADAPTERS
+    """Enable an inbound provider or a partner adapter; secrets are stored encrypted.
+
+    An adapter's options are its declared fields: `integrations adapters` lists them."""
     from partner_signals.crypto import decrypt_json
     from partner_signals.db import get_engine
     from partner_signals.providers import PROVIDERS
@@ -141,55 +143,7 @@ def integrations_enable(
 
     settings = get_settings()
     if provider in ADAPTERS:
-        from cli.pushes import adapter_settings, read_secret
-        from partner_signals.registry import enable_adapter, read_integration_secrets
-
-        try:
-            with get_engine().begin() as conn:
-                previous = (
-                    read_integration_secrets(
-                        conn,
-                        key=settings.master_key(),
-                        company_id=company,
-                        provider=provider,
-                        restaurant_id=restaurant,
-                    )
-                    if keep_previous
-                    else {}
-                )
-                adapter_config, sealed = adapter_settings(
-                    provider,
-                    url=url,
-                    secret=read_secret(secret),
-                    api_key=read_secret(api_key),
-                    account_sid=account_sid,
-                    auth_token=read_secret(auth_token),
-                    from_number=from_number,
-                    events=events,
-                    signals=signals,
-                    location_id=location_id,
-                    receipt_to=receipt_to,
-                    nudge_to=nudge_to,
-                    nudge_after_minutes=nudge_after_minutes,
-                    previous=previous,
-                )
-                enable_adapter(
-                    conn,
-                    key=settings.master_key(),
-                    company_id=company,
-                    adapter=provider,
-                    secrets=sealed,
-                    config=adapter_config,
-                    restaurant_id=restaurant,
-                )
-        except RegistryError as exc:
-            raise fail(str(exc)) from None
-        scope = f"restaurant {restaurant}" if restaurant else f"every restaurant of {company}"
-        rotating = len(sealed.get("secrets", [])) > 1
-        out.print(
-            f"{provider} enabled for {scope}"
-            + (f" ({len(sealed['secrets'])} signing secrets in use)" if rotating else "")
-        )
+        _enable_adapter(provider, company, restaurant, keep_previous, adapter_values)
         return
     if provider not in PROVIDERS:
         known = ", ".join([*PROVIDERS, *ADAPTERS])
@@ -247,6 +201,79 @@ def integrations_enable(
     count = len(secrets.get("webhook_secrets", []))
     detail = f" ({count} signing secrets accepted)" if count > 1 else ""
     out.print(f"{provider} enabled for company {company}{detail}")
+
+
+def _enable_adapter(
+    adapter: str,
+    company: str,
+    restaurant: str | None,
+    keep_previous: bool,
+    values: dict[str, Any],
+) -> None:
+    from partner_signals.db import get_engine
+    from partner_signals.registry import RegistryError, enable_adapter, read_integration_secrets
+
+    settings = get_settings()
+    try:
+        with get_engine().begin() as conn:
+            previous = (
+                read_integration_secrets(
+                    conn,
+                    key=settings.master_key(),
+                    company_id=company,
+                    provider=adapter,
+                    restaurant_id=restaurant,
+                )
+                if keep_previous
+                else {}
+            )
+            config, sealed = adapter_settings(adapter, values, previous=previous)
+            enable_adapter(
+                conn,
+                key=settings.master_key(),
+                company_id=company,
+                adapter=adapter,
+                secrets=sealed,
+                config=config,
+                restaurant_id=restaurant,
+            )
+    except RegistryError as exc:
+        raise fail(str(exc)) from None
+    scope = f"restaurant {restaurant}" if restaurant else f"every restaurant of {company}"
+    rotating = [v for v in sealed.values() if isinstance(v, list) and len(v) > 1]
+    out.print(
+        f"{adapter} enabled for {scope}"
+        + (f" ({len(rotating[0])} signing secrets in use)" if rotating else "")
+    )
+
+
+integrations_app.command("enable")(with_adapter_options(integrations_enable, _BEFORE, _AFTER))
+
+
+@integrations_app.command("adapters")
+def integrations_adapters() -> None:
+    """The partner adapters: what each is, the plans that include it, the fields it takes."""
+    from partner_signals.adapters import PLAN_ADAPTERS
+
+    for name, adapter in ADAPTERS.items():
+        plans = [plan for plan, names in PLAN_ADAPTERS.items() if name in names]
+        out.print(f"[bold]{name}[/bold]: {adapter.description} (plans: {', '.join(plans)})")
+        table = Table("option", "field", "kind", "required", "description", box=None)
+        for secret in (False, True):
+            specs = [spec for spec in adapter.fields() if spec.secret is secret]
+            if specs:
+                table.add_row(f"[dim]{'secrets' if secret else 'config'}[/dim]")
+            for spec in specs:
+                table.add_row(
+                    spec.flag,
+                    spec.name,
+                    spec.kind,
+                    "yes" if spec.required else "",
+                    spec.description
+                    + (" ('-': stdin)" if spec.cli.stdin else "")
+                    + (f" (env {spec.cli.envvar})" if spec.cli.envvar else ""),
+                )
+        out.print(table)
 
 
 @keys_app.command("create")
