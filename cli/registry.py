@@ -136,15 +136,36 @@ def integrations_enable(
     """Enable an inbound provider or a partner adapter; secrets are stored encrypted.
 
     An adapter's options are its declared fields: `integrations adapters` lists them."""
+    if provider in ADAPTERS:
+        _enable_adapter(provider, company, restaurant, keep_previous, adapter_values)
+    else:
+        _enable_provider(
+            provider,
+            company,
+            restaurant,
+            webhook_secret=webhook_secret,
+            keep_previous=keep_previous,
+            paypal_webhook_id=paypal_webhook_id,
+            paypal_certificate=paypal_certificate,
+        )
+
+
+def _enable_provider(
+    provider: str,
+    company: str,
+    restaurant: str | None,
+    *,
+    webhook_secret: str | None,
+    keep_previous: bool,
+    paypal_webhook_id: str | None,
+    paypal_certificate: Path | None,
+) -> None:
     from partner_signals.crypto import decrypt_json
     from partner_signals.db import get_engine
     from partner_signals.providers import PROVIDERS
     from partner_signals.registry import RegistryError, enable_integration, integration_context
 
     settings = get_settings()
-    if provider in ADAPTERS:
-        _enable_adapter(provider, company, restaurant, keep_previous, adapter_values)
-        return
     if provider not in PROVIDERS:
         known = ", ".join([*PROVIDERS, *ADAPTERS])
         raise fail(f"unknown provider or adapter {provider!r}; one of {known}")
