@@ -222,7 +222,8 @@ def enable_adapter(
     restaurant_id: str | None = None,
 ) -> Integration:
     """Enable a partner adapter for a company or one of its restaurants, after checking
-    the company's plan tier and the adapter's own validation of config and credentials."""
+    the company's plan tier and the config and secrets against the adapter's own models
+    (`config_model`, `secrets_model`): an undeclared or malformed field is refused."""
     from partner_signals.adapters import CredentialError, check_plan, get_adapter
 
     plan = conn.execute(

@@ -9,12 +9,19 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 from uuid import UUID
 
 import httpx
 import orjson
 
+from partner_signals.adapters.config import (
+    AdapterConfig,
+    AdapterSecrets,
+    FieldSpec,
+    check_model,
+    check_url,
+    field_specs,
+)
 from partner_signals.catalogue import signals as catalogue
 
 # The canonical event types (dbt_project/models/canonical/canonical_events.yml).
@@ -150,32 +157,29 @@ def basic_auth(user: str, password: str) -> str:
 
 
 def require_url(config: Mapping[str, Any], name: str = "url") -> str:
-    url = config.get(name)
-    if not isinstance(url, str) or not url:
-        raise CredentialError(f"{name} is required")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise CredentialError(f"{name} must be an http(s) URL")
-    if parts.username or parts.password:
-        # Credentials in a URL end up in logs and error text; they belong in the secrets.
-        raise CredentialError(f"{name} must not carry a user or password")
-    return url
+    try:
+        return check_url(config.get(name), name)
+    except ValueError as exc:
+        raise CredentialError(str(exc)) from None
 
 
 class Adapter:
     """A partner adapter. Subclasses set `name`, what they subscribe to and how they send.
 
     The interface is four things: subscriptions (`plan_event` / `plan_signal` decide what
-    gets into the outbox), `validate` (credentials and config before they are stored),
-    `test_connection`, and `build_request` (one delivery attempt as an HTTP request).
+    gets into the outbox), `validate` (credentials and config before they are stored,
+    through the adapter's `config_model` and `secrets_model`), `test_connection`, and
+    `build_request` (one delivery attempt as an HTTP request).
     """
 
     name: ClassVar[str]
     description: ClassVar[str]
     event_types: ClassVar[frozenset[str]] = frozenset()
     signals: ClassVar[frozenset[str]] = frozenset()
-    # Which secrets enable() must be given, for the CLI and validation messages.
-    secret_fields: ClassVar[tuple[str, ...]] = ()
+    # What enabling it takes: its config (stored as JSON) and its secrets (sealed). The
+    # CLI's `integrations enable` options and `integrations adapters` come from these.
+    config_model: ClassVar[type[AdapterConfig]] = AdapterConfig
+    secrets_model: ClassVar[type[AdapterSecrets]] = AdapterSecrets
 
     # -- subscriptions -------------------------------------------------------------------
 
@@ -239,20 +243,21 @@ class Adapter:
     # -- credentials ---------------------------------------------------------------------
 
     def validate(self, config: Mapping[str, Any], secrets: Mapping[str, Any]) -> None:
-        """Raise CredentialError unless this configuration can be used."""
-        missing = [f for f in self.secret_fields if not secrets.get(f)]
-        if missing:
-            raise CredentialError(f"{self.name} needs {', '.join(missing)}")
-        for key in ("events", "signals"):
-            chosen = config.get(key)
-            allowed = self.event_types if key == "events" else self.signals
-            if chosen is not None:
-                unknown = sorted(set(chosen) - allowed)
-                if unknown:
-                    raise CredentialError(
-                        f"{self.name} cannot subscribe to {', '.join(unknown)}; "
-                        f"it offers {', '.join(sorted(allowed))}"
-                    )
+        """Raise CredentialError unless this configuration can be used; the message names
+        every field that is wrong and never carries a value."""
+        # An empty secret is a missing one (an unset option, a blank line on stdin).
+        given = {k: v for k, v in secrets.items() if v not in (None, "", [])}
+        reasons = check_model(self.secrets_model, given, adapter=self, secret=True)
+        reasons += check_model(self.config_model, config, adapter=self, secret=False)
+        if reasons:
+            raise CredentialError("; ".join(reasons))
+
+    @classmethod
+    def fields(cls) -> list[FieldSpec]:
+        """Every field enabling this adapter takes, config first, then secrets."""
+        return field_specs(cls.config_model, secret=False) + field_specs(
+            cls.secrets_model, secret=True
+        )
 
     # -- sending -------------------------------------------------------------------------
 

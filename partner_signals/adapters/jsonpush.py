@@ -3,33 +3,63 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
+
+from pydantic import Field, ValidationInfo, field_validator
 
 from partner_signals.adapters.base import (
     Adapter,
-    CredentialError,
     Message,
     Outgoing,
     Planned,
     Target,
     dumps,
     envelope,
-    require_url,
 )
 from partner_signals.catalogue import signals as catalogue
+from partner_signals.adapters.config import (
+    AdapterConfig,
+    AdapterSecrets,
+    Cli,
+    adapter_name,
+    check_url,
+)
+
+
+class JsonPushConfig(AdapterConfig):
+    url: Annotated[str, Field(description="The partner API endpoint messages are POSTed to")]
+    location_id: Annotated[
+        str | None,
+        Field(description="The partner's id of the restaurant (default: the restaurant id)"),
+    ] = None
+
+    @field_validator("url", mode="before")
+    @classmethod
+    def _url(cls, value: Any, info: ValidationInfo) -> str:
+        return check_url(value, str(info.field_name))
+
+
+class JsonPushSecrets(AdapterSecrets):
+    api_key: Annotated[
+        str,
+        Field(description="The partner API key, sent as a bearer token"),
+        Cli(stdin=True, envvar="PARTNER_SIGNALS_ADAPTER_API_KEY"),
+    ]
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _long_enough(cls, value: Any, info: ValidationInfo) -> str:
+        if len(str(value)) < 16:
+            raise ValueError(f"{adapter_name(info)} api_key is too short to be a real key")
+        return str(value)
 
 
 class JsonPushAdapter(Adapter):
     """POST {url} a JSON message with `Authorization: Bearer <api_key>` and an
     `Idempotency-Key` header, the common shape of workforce and CRM partner APIs."""
 
-    secret_fields: ClassVar[tuple[str, ...]] = ("api_key",)
-
-    def validate(self, config: Mapping[str, Any], secrets: Mapping[str, Any]) -> None:
-        super().validate(config, secrets)
-        require_url(config)
-        if len(str(secrets["api_key"])) < 16:
-            raise CredentialError(f"{self.name} api_key is too short to be a real key")
+    config_model: ClassVar[type[AdapterConfig]] = JsonPushConfig
+    secrets_model: ClassVar[type[AdapterSecrets]] = JsonPushSecrets
 
     def build_request(self, target: Target, message: Message, *, now: float) -> Outgoing:
         body = {

@@ -4,23 +4,23 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 from urllib.parse import urlencode
 
 import httpx
+from pydantic import Field, ValidationInfo, field_validator
 
 from partner_signals.adapters.base import (
     Adapter,
     ConnectionCheck,
-    CredentialError,
     Message,
     Outgoing,
     Planned,
     Target,
     basic_auth,
     envelope,
-    require_url,
 )
+from partner_signals.adapters.config import AdapterConfig, AdapterSecrets, Cli, check_url
 
 DEFAULT_BASE_URL = "https://api.twilio.com"
 DEFAULT_NUDGE_AFTER_MINUTES = 20
@@ -32,30 +32,84 @@ PHONE_FIELDS = ("guest_phone", "customer_phone", "phone")
 NUDGE_TYPE = "bill.unpaid_nudge"
 
 
+class MessagingConfig(AdapterConfig):
+    base_url: Annotated[
+        str,
+        Field(description="The Twilio API base URL (or a gateway of the same shape)"),
+        Cli(flag="--url"),
+    ] = DEFAULT_BASE_URL
+    sender: Annotated[
+        str,
+        Field(alias="from", description="Sending number (E.164) or MG... messaging service"),
+        Cli(flag="--from-number"),
+    ]
+    receipt_to: Annotated[
+        str | None, Field(description="Number for receipts when the guest's is unknown (E.164)")
+    ] = None
+    nudge_to: Annotated[
+        str | None, Field(description="Staff number for unpaid-bill nudges (E.164)")
+    ] = None
+    nudge_after_minutes: Annotated[
+        float, Field(description="Nudge when a bill is unpaid this many minutes")
+    ] = DEFAULT_NUDGE_AFTER_MINUTES
+
+    @field_validator("base_url", mode="before")
+    @classmethod
+    def _url(cls, value: Any, info: ValidationInfo) -> str:
+        return check_url(value, str(info.field_name))
+
+    @field_validator("sender", mode="before")
+    @classmethod
+    def _sender(cls, value: Any) -> str:
+        if not (PHONE.match(str(value or "")) or MESSAGING_SERVICE.match(str(value or ""))):
+            raise ValueError("from must be an E.164 number (+971...) or an MG... service")
+        return str(value)
+
+    @field_validator("receipt_to", "nudge_to", mode="before")
+    @classmethod
+    def _phone(cls, value: Any, info: ValidationInfo) -> str | None:
+        if value is not None and not PHONE.match(str(value)):
+            raise ValueError(f"{info.field_name} must be an E.164 number")
+        return None if value is None else str(value)
+
+    @field_validator("nudge_after_minutes", mode="before")
+    @classmethod
+    def _minutes(cls, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ValueError("nudge_after_minutes must be a positive number")
+        return float(value)
+
+
+class MessagingSecrets(AdapterSecrets):
+    account_sid: Annotated[str, Field(description="Twilio AccountSid (AC + 32 hex digits)")]
+    auth_token: Annotated[
+        str,
+        Field(description="Twilio AuthToken"),
+        Cli(stdin=True, envvar="PARTNER_SIGNALS_ADAPTER_AUTH_TOKEN"),
+    ]
+
+    @field_validator("account_sid", mode="before")
+    @classmethod
+    def _sid(cls, value: Any) -> str:
+        if not ACCOUNT_SID.match(str(value)):
+            raise ValueError("account_sid looks like AC followed by 32 hex digits")
+        return str(value)
+
+    @field_validator("auth_token", mode="before")
+    @classmethod
+    def _token(cls, value: Any) -> str:
+        if len(str(value)) < 16:
+            raise ValueError("auth_token is too short to be a real token")
+        return str(value)
+
+
 class MessagingAdapter(Adapter):
     name: ClassVar[str] = "messaging"
     description: ClassVar[str] = "SMS through the Twilio REST API: receipts and unpaid-bill nudges"
     event_types: ClassVar[frozenset[str]] = frozenset({"order.paid", "payment.succeeded"})
     signals: ClassVar[frozenset[str]] = frozenset()
-    secret_fields: ClassVar[tuple[str, ...]] = ("account_sid", "auth_token")
-
-    def validate(self, config: Mapping[str, Any], secrets: Mapping[str, Any]) -> None:
-        super().validate(config, secrets)
-        require_url({"base_url": config.get("base_url", DEFAULT_BASE_URL)}, "base_url")
-        if not ACCOUNT_SID.match(str(secrets["account_sid"])):
-            raise CredentialError("account_sid looks like AC followed by 32 hex digits")
-        if len(str(secrets["auth_token"])) < 16:
-            raise CredentialError("auth_token is too short to be a real token")
-        sender = str(config.get("from") or "")
-        if not (PHONE.match(sender) or MESSAGING_SERVICE.match(sender)):
-            raise CredentialError("from must be an E.164 number (+971...) or an MG... service")
-        for name in ("receipt_to", "nudge_to"):
-            number = config.get(name)
-            if number is not None and not PHONE.match(str(number)):
-                raise CredentialError(f"{name} must be an E.164 number")
-        minutes = config.get("nudge_after_minutes", DEFAULT_NUDGE_AFTER_MINUTES)
-        if not isinstance(minutes, int | float) or minutes <= 0:
-            raise CredentialError("nudge_after_minutes must be a positive number")
+    config_model: ClassVar[type[AdapterConfig]] = MessagingConfig
+    secrets_model: ClassVar[type[AdapterSecrets]] = MessagingSecrets
 
     def plan_event(self, config: Mapping[str, Any], event: Mapping[str, Any]) -> list[Planned]:
         if event["type"] not in self.subscribed_events(config) or not event.get("order_id"):

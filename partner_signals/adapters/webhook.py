@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
-import binascii
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
+from pydantic import Field, ValidationInfo, field_validator
 from standardwebhooks.webhooks import Webhook
 
 from partner_signals.adapters.base import (
     CANONICAL_EVENT_TYPES,
     SIGNALS,
     Adapter,
-    CredentialError,
     Message,
     Outgoing,
     Target,
     dumps,
-    require_url,
+)
+from partner_signals.adapters.config import (
+    AdapterConfig,
+    AdapterSecrets,
+    Cli,
+    check_url,
+    check_whsec,
 )
 
 # During a rotation the new secret comes first and at most this many previous ones follow.
@@ -39,28 +44,40 @@ def sign(secrets: Sequence[str], msg_id: str, timestamp: int, body: str) -> str:
     return " ".join(_signer(s).sign(msg_id, at, body) for s in secrets)
 
 
+class WebhookConfig(AdapterConfig):
+    url: Annotated[str, Field(description="The partner's endpoint (http or https)")]
+
+    @field_validator("url", mode="before")
+    @classmethod
+    def _url(cls, value: Any, info: ValidationInfo) -> str:
+        return check_url(value, str(info.field_name))
+
+
+class WebhookSecrets(AdapterSecrets):
+    secrets: Annotated[
+        list[str],
+        Field(description="Standard Webhooks signing secret, whsec_<base64>; newest first"),
+        Cli(
+            flag="--secret",
+            stdin=True,
+            envvar="PARTNER_SIGNALS_ADAPTER_SECRET",
+            keep=MAX_SECRETS - 1,
+        ),
+    ]
+
+    @field_validator("secrets", mode="before")
+    @classmethod
+    def _whsec(cls, value: Any) -> list[str]:
+        return check_whsec(value, at_most=MAX_SECRETS)
+
+
 class WebhookAdapter(Adapter):
     name: ClassVar[str] = "webhook"
     description: ClassVar[str] = "Generic HTTPS webhook, Standard Webhooks signatures"
     event_types: ClassVar[frozenset[str]] = CANONICAL_EVENT_TYPES
     signals: ClassVar[frozenset[str]] = SIGNALS
-    secret_fields: ClassVar[tuple[str, ...]] = ("secrets",)
-
-    def validate(self, config: Mapping[str, Any], secrets: Mapping[str, Any]) -> None:
-        super().validate(config, secrets)
-        require_url(config)
-        values = secrets["secrets"]
-        if not isinstance(values, list) or not 1 <= len(values) <= MAX_SECRETS:
-            raise CredentialError(f"webhook needs 1 to {MAX_SECRETS} signing secrets")
-        for value in values:
-            if not isinstance(value, str) or not value.startswith("whsec_"):
-                raise CredentialError("webhook secrets look like whsec_<base64>")
-            try:
-                raw = binascii.a2b_base64(value.removeprefix("whsec_") + "==")
-            except binascii.Error:
-                raise CredentialError("webhook secret is not valid base64") from None
-            if len(raw) < 24:
-                raise CredentialError("webhook secret must carry at least 24 random bytes")
+    config_model: ClassVar[type[AdapterConfig]] = WebhookConfig
+    secrets_model: ClassVar[type[AdapterSecrets]] = WebhookSecrets
 
     def build_request(self, target: Target, message: Message, *, now: float) -> Outgoing:
         body = dumps(message.payload).decode()

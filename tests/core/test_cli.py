@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from partner_signals.cli import app
+from cli.main import app
 from partner_signals.crypto import hash_api_key
 from partner_signals.settings import Settings, get_settings
 

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from standardwebhooks.webhooks import Webhook
 from typer.testing import CliRunner
 
-from partner_signals.cli import app
+from cli.main import app
 from partner_signals.pushes import enqueue_events, enqueue_new_canonical_events, enqueue_signal
 from partner_signals.settings import Settings, get_settings
 from tests.pushes.conftest import (

@@ -243,7 +243,7 @@ def test_secrets_never_in_logs_bodies_metrics_or_columns(
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from partner_signals.cli import app as cli  # imported here: it mounts every package's commands
+    from cli.main import app as cli  # imported here: it mounts every package's commands
 
     caplog.set_level(logging.DEBUG)
     monkeypatch.setenv("DATABASE_URL", str(settings.database_url))

@@ -62,9 +62,3 @@ def dbt_command(ctx: typer.Context) -> None:
     for line in invocation.stream_raw_events():
         typer.echo(str(line))
     raise typer.Exit(0 if invocation.is_successful() else 1)
-
-
-def register(root: typer.Typer) -> None:
-    """Mount on `partner-signals`: `pipelines ...`, and `materialize` at the top level."""
-    root.add_typer(app, name="pipelines")
-    root.command("materialize")(materialize_command)

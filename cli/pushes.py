@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -32,64 +31,6 @@ def _when(value: str | None, name: str) -> datetime | None:
     except ValueError:
         raise _fail(f"--{name} must be an ISO date or time, e.g. 2026-03-14T18:00:00Z") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def read_secret(value: str | None) -> str | None:
-    """'-' means the secret comes on standard input, so it stays out of shell history."""
-    if value == "-":
-        return sys.stdin.readline().strip() or None
-    return value
-
-
-def adapter_settings(
-    adapter: str,
-    *,
-    url: str | None,
-    secret: str | None,
-    api_key: str | None,
-    account_sid: str | None,
-    auth_token: str | None,
-    from_number: str | None,
-    events: str | None,
-    signals: str | None,
-    location_id: str | None,
-    receipt_to: str | None,
-    nudge_to: str | None,
-    nudge_after_minutes: float | None,
-    previous: dict[str, Any],
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(config, secrets) of an adapter from CLI options; config is safe to show, secrets
-    are sealed. `previous` is the integration's current secrets, for a webhook rotation."""
-    config: dict[str, Any] = {}
-    secrets: dict[str, Any] = {}
-    if events:
-        config["events"] = sorted({e.strip() for e in events.split(",") if e.strip()})
-    if signals:
-        config["signals"] = sorted({s.strip() for s in signals.split(",") if s.strip()})
-    if adapter == "webhook":
-        config["url"] = url
-        current = [secret] if secret else []
-        kept = [s for s in previous.get("secrets", []) if s not in current]
-        secrets["secrets"] = current + kept[:2]
-    elif adapter in ("workforce", "crm"):
-        config["url"] = url
-        if location_id:
-            config["location_id"] = location_id
-        secrets["api_key"] = api_key
-    elif adapter == "messaging":
-        if url:
-            config["base_url"] = url
-        config["from"] = from_number
-        for name, value in (
-            ("receipt_to", receipt_to),
-            ("nudge_to", nudge_to),
-            ("nudge_after_minutes", nudge_after_minutes),
-        ):
-            if value is not None:
-                config[name] = value
-        secrets["account_sid"] = account_sid
-        secrets["auth_token"] = auth_token
-    return config, {k: v for k, v in secrets.items() if v}
 
 
 @deliveries_app.command("run")
@@ -260,11 +201,3 @@ def integrations_test(
         return
     code = f"HTTP {result.status_code} " if result.status_code else ""
     raise _fail(f"{adapter} test failed: {code}{result.detail}{state}")
-
-
-def register(app: typer.Typer) -> None:
-    """Mount `deliveries` and add `integrations test` (called by partner_signals.cli)."""
-    app.add_typer(deliveries_app, name="deliveries")
-    for group in app.registered_groups:
-        if group.name == "integrations" and group.typer_instance is not None:
-            group.typer_instance.command("test")(integrations_test)

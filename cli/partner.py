@@ -69,8 +69,3 @@ def query(
     for row in rows:
         table.add_row(*("" if v is None else str(v) for v in row))
     out.print(table)
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(keys_app, name="keys")
-    app.command("query")(query)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import signal
 import subprocess
@@ -13,6 +12,7 @@ from partner_signals.db import get_engine
 from partner_signals.db.migrate import upgrade
 from partner_signals.processes import bin_path, child_env, start, stop, uvicorn_cmd
 from partner_signals.settings import get_settings
+from pipelines.instance import prepare_dagster_home
 
 
 def run_all(
@@ -38,14 +38,10 @@ def run_all(
         ),
     ]
     print(f"ingest API   http://{host}:{ingest_port}  (docs at /docs)")
-    if importlib.util.find_spec("api.app") is not None:
-        procs.append(
-            (
-                "api",
-                start(uvicorn_cmd("api.app:app", host=host, port=api_port, workers=workers), env),
-            )
-        )
-        print(f"partner API  http://{host}:{api_port}  (docs at /docs)")
+    procs.append(
+        ("api", start(uvicorn_cmd("api.app:app", host=host, port=api_port, workers=workers), env))
+    )
+    print(f"partner API  http://{host}:{api_port}  (docs at /docs)")
     procs.append(
         (
             "deliveries",
@@ -63,9 +59,7 @@ def run_all(
         )
     )
     print(f"deliveries   pushing the outbox continuously (metrics on :{api_port + 1})")
-    if dagster and importlib.util.find_spec("pipelines.run") is not None:
-        from pipelines.instance import prepare_dagster_home
-
+    if dagster:
         prepare_dagster_home(settings)  # exports DAGSTER_HOME and the storage URL
         denv = child_env(settings, {"PROMETHEUS_MULTIPROC_DIR": str(prom_dir)})
         workspace = str(Path("workspace.yaml").resolve())

@@ -1,0 +1,1 @@
+"""The application shell above ingest, api and pipelines: command line, demo, serve."""

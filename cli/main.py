@@ -1,0 +1,126 @@
+"""The `partner-signals` command: the root of the application shell, mounting each group."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli import partner, pipelines, pushes, registry
+from cli.registry import console, fail, out
+
+app = typer.Typer(
+    help="partner-signals: restaurant dining state turned into partner signals.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(registry.db_app, name="db")
+app.add_typer(registry.restaurants_app, name="restaurants")
+app.add_typer(registry.integrations_app, name="integrations")
+app.add_typer(registry.keys_app, name="ingest-keys")
+
+
+def _quiet_tools() -> None:
+    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+
+
+@app.command("ingest")
+def ingest(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="NDJSON of POS events")],
+    company: Annotated[str, typer.Option(help="Company the events belong to")],
+) -> None:
+    """Backfill POS events from an NDJSON file (same validation and dedup as POST /events)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ingest.bulk import count_lines, ingest_file
+    from partner_signals.db import libpq_url
+
+    total = count_lines(file)
+    with Progress(
+        TextColumn("[bold]ingest"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        console=console,
+        # Redrawn as chunks commit rather than by rich's refresh thread: ingest_file
+        # forks its workers, which is only safe while this process runs one thread.
+        auto_refresh=False,
+    ) as progress:
+        task = progress.add_task("ingest", total=total, rate="")
+
+        def advance(n: int) -> None:
+            progress.advance(task, n)
+            elapsed = progress.tasks[0].elapsed or 0
+            if elapsed:
+                progress.update(task, rate=f"{progress.tasks[0].completed / elapsed:,.0f} events/s")
+            progress.refresh()
+
+        try:
+            result = ingest_file(
+                file, conninfo=libpq_url(), company_id=company, on_progress=advance
+            )
+        except ValueError as exc:
+            raise fail(str(exc)) from None
+        progress.update(task, completed=total, refresh=True)
+    out.print(
+        f"{result.lines} lines: {result.accepted} accepted, {result.duplicates} duplicates, "
+        f"{len(result.rejected)} rejected"
+    )
+    for number, message in result.rejected[:20]:
+        console.print(f"  line {number}: {message}")
+    if result.rejected:
+        raise typer.Exit(1)
+
+
+@app.command("demo")
+def demo(
+    restaurants: Annotated[int, typer.Option(help="How many demo restaurants (max 5)")] = 5,
+    seed: Annotated[int, typer.Option(help="Random seed of the synthetic day")] = 7,
+) -> None:
+    """Load a synthetic service day through the real ingest path, then show what landed."""
+    _quiet_tools()
+    from cli.demo import run_demo
+
+    raise typer.Exit(run_demo(restaurants=restaurants, seed=seed))
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    ingest_port: Annotated[int, typer.Option()] = 8000,
+    api_port: Annotated[int, typer.Option()] = 8001,
+    dagster_port: Annotated[int, typer.Option()] = 3000,
+    workers: Annotated[int, typer.Option(help="uvicorn workers per API")] = 2,
+    dagster: Annotated[bool, typer.Option(help="Also run the Dagster UI and daemon")] = True,
+) -> None:
+    """Run the ingest API, the partner API and Dagster (UI and daemon) until interrupted."""
+    _quiet_tools()
+    from cli.serve import run_all
+
+    raise typer.Exit(
+        run_all(
+            host=host,
+            ingest_port=ingest_port,
+            api_port=api_port,
+            dagster_port=dagster_port,
+            workers=workers,
+            dagster=dagster,
+        )
+    )
+
+
+app.add_typer(pipelines.app, name="pipelines")
+app.command("materialize")(pipelines.materialize_command)
+app.add_typer(partner.keys_app, name="keys")
+app.command("query")(partner.query)
+app.add_typer(pushes.deliveries_app, name="deliveries")
+registry.integrations_app.command("test")(pushes.integrations_test)
+
+
+def main() -> None:
+    app()
