@@ -25,6 +25,7 @@
         'stg_talabat__order_events',
         'stg_deliveroo__order_events',
         'stg_jahez__order_events',
+        'stg_deliverect__order_events',
     ] %}
     {%- set pairs = [] %}
     {%- if not execute %}

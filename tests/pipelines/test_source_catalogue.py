@@ -23,7 +23,7 @@ from pipelines.signals.raw import STAGING_MODEL_BY_SOURCE
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "providers.md"
 # Sources the synthetic generator does not make yet (it is moving to its own package).
-GENERATOR_PENDING: set[str] = set()
+GENERATOR_PENDING = {"deliverect"}
 
 
 @pytest.fixture(scope="module")
