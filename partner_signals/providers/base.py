@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from partner_signals.catalogue.sources import Locator
+
 
 class SignatureError(Exception):
     """The request is not provably from the provider (answered 401)."""
@@ -71,3 +73,50 @@ def require_str(payload: Any, *path: str) -> str:
     if len(node) > 256:
         raise MalformedEvent(f"field {'.'.join(path)} is longer than 256 characters")
     return node
+
+
+class SignatureScheme(Protocol):
+    """How one provider proves a request is theirs (named by its catalogue entry)."""
+
+    def verify(
+        self, body: bytes, headers: Mapping[str, str], creds: Credentials, now: float
+    ) -> None: ...
+
+    def sign(self, body: bytes, secret: str, now: float, event_id: str = "") -> dict[str, str]: ...
+
+
+def locate(locator: Locator, payload: Any, headers: Mapping[str, str]) -> str:
+    """The value a catalogue locator points at, as a non-empty string (MalformedEvent if
+    absent). A hash_of locator is a stable id for a sender that carries none: SHA-256 over
+    the identifying fields, so the same update sent twice gets the same id."""
+    if locator.header:
+        value = headers.get(locator.header, "")
+        if not value or len(value) > 256:
+            raise MalformedEvent(f"missing {locator.header} header")
+        return value
+    if locator.hash_of:
+        parts = [require_str(payload, *path) for path in locator.hash_of]
+        return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+    return require_str(payload, *locator.json)
+
+
+@dataclass(frozen=True)
+class DeclaredProvider:
+    """A catalogue entry bound to its signature scheme: the scheme verifies and signs;
+    the event id and type are where the entry says."""
+
+    name: str
+    scheme: SignatureScheme
+    event_id: Locator
+    event_type: Locator
+
+    def verify(
+        self, body: bytes, headers: Mapping[str, str], creds: Credentials, now: float
+    ) -> None:
+        self.scheme.verify(body, headers, creds, now)
+
+    def identify(self, payload: Any, headers: Mapping[str, str]) -> tuple[str, str]:
+        return locate(self.event_id, payload, headers), locate(self.event_type, payload, headers)
+
+    def sign(self, body: bytes, secret: str, now: float, event_id: str = "") -> dict[str, str]:
+        return self.scheme.sign(body, secret, now, event_id)

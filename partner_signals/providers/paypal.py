@@ -13,14 +13,13 @@ import zlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from partner_signals.providers.base import Credentials, SignatureError, require_str
+from partner_signals.providers.base import Credentials, SignatureError
 
 
 @lru_cache(maxsize=256)
@@ -37,8 +36,8 @@ def signed_message(
     return f"{transmission_id}|{transmission_time}|{webhook_id}|{zlib.crc32(body)}".encode()
 
 
-class PayPalProvider:
-    name = "paypal"
+class PayPalScheme:
+    """Scheme `paypal`."""
 
     def __init__(self, tolerance: int = 300) -> None:
         self.tolerance = tolerance
@@ -74,9 +73,6 @@ class PayPalProvider:
                 continue
             return
         raise SignatureError("PAYPAL-TRANSMISSION-SIG does not verify")
-
-    def identify(self, payload: Any, headers: Mapping[str, str]) -> tuple[str, str]:
-        return require_str(payload, "id"), require_str(payload, "event_type")
 
     def sign(self, body: bytes, secret: str, now: float, event_id: str = "") -> dict[str, str]:
         """Sign as PayPal does; `secret` is a PEM private key and `event_id` the
@@ -130,4 +126,4 @@ def make_test_certificate(common_name: str = "partner-signals test") -> tuple[st
     return cert_pem, key_pem
 
 
-PAYPAL = PayPalProvider()
+PAYPAL = PayPalScheme()

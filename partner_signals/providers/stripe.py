@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import stripe
 
-from partner_signals.providers.base import Credentials, SignatureError, require_str
+from partner_signals.providers.base import Credentials, SignatureError
 
 
-class StripeProvider:
-    name = "stripe"
+class StripeScheme:
+    """Scheme `stripe`."""
 
     def __init__(self, tolerance: int = 300) -> None:
         self.tolerance = tolerance
@@ -40,9 +39,6 @@ class StripeProvider:
         if abs(now - timestamp) > self.tolerance:
             raise SignatureError(f"timestamp outside the {self.tolerance} s tolerance")
 
-    def identify(self, payload: Any, headers: Mapping[str, str]) -> tuple[str, str]:
-        return require_str(payload, "id"), require_str(payload, "type")
-
     def sign(self, body: bytes, secret: str, now: float, event_id: str = "") -> dict[str, str]:
         header = stripe.WebhookSignature.generate_signature_header(
             body.decode(), secret, timestamp=int(now)
@@ -61,4 +57,4 @@ def _timestamp(header: str) -> int:
     raise SignatureError("Stripe-Signature has no valid timestamp")
 
 
-STRIPE = StripeProvider()
+STRIPE = StripeScheme()

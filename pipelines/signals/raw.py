@@ -8,16 +8,10 @@ from typing import Any
 
 import psycopg
 
-# Each source's rows feed exactly one staging model.
-STAGING_MODEL_BY_SOURCE = {
-    "pos": "stg_pos__order_events",
-    "stripe": "stg_stripe__payment_events",
-    "paypal": "stg_paypal__payment_events",
-    "careem": "stg_careem__order_events",
-    "talabat": "stg_talabat__order_events",
-    "deliveroo": "stg_deliveroo__order_events",
-    "jahez": "stg_jahez__order_events",
-}
+from partner_signals.catalogue.sources import staging_model_by_source
+
+# Each source's rows feed exactly one staging model (its catalogue entry's model).
+STAGING_MODEL_BY_SOURCE = staging_model_by_source()
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 from typing import Any
@@ -47,9 +48,34 @@ def event_for(provider: str, tenant: Tenant) -> tuple[str, bytes]:
         "talabat": {"eventId": eid, "eventType": "order_created", "order": {"vendorCode": r}},
         "deliveroo": {"event": "order_placed", "body": {"order": {"location_id": r}}},
         "jahez": {"event_id": eid, "event": "order_received", "branch_id": r},
+        "deliverect": deliverect_update(eid, 20, r),
     }
-    expected_id = {"stripe": f"evt_{eid}", "paypal": f"WH-{eid}"}.get(provider, eid)
+    expected_id = {
+        "stripe": f"evt_{eid}",
+        "paypal": f"WH-{eid}",
+        "deliverect": deliverect_id(eid, 20, "2026-11-23T19:01:00.000000Z"),
+    }.get(provider, eid)
     return expected_id, orjson.dumps(bodies[provider])
+
+
+def deliverect_update(
+    order_id: str, status: int, location: str, at: str = "2026-11-23T19:01:00.000000Z"
+) -> dict[str, Any]:
+    """A Deliverect order status update as its published sample has it (no event id)."""
+    return {
+        "orderId": order_id,
+        "status": status,
+        "timeStamp": at,
+        "reason": "",
+        "channelOrderId": f"T5-{order_id[:8]}",
+        "location": location,
+        "isIgnoredPOSStatus": False,
+    }
+
+
+def deliverect_id(order_id: str, status: int, at: str) -> str:
+    """The id the catalogue derives for an update: SHA-256 over order, status and time."""
+    return hashlib.sha256(f"{order_id}\x1f{status}\x1f{at}".encode()).hexdigest()
 
 
 def sign(
@@ -310,3 +336,41 @@ def test_secrets_are_not_stored(client: TestClient, tenant: Tenant, engine: sa.E
     assert "hunter2" not in dump
     assert tenant.secret not in dump
     assert tenant.secret not in integration_text
+
+
+def test_deliverect_updates_get_ids_from_what_identifies_them(
+    client: TestClient, tenant: Tenant, engine: sa.Engine
+) -> None:
+    """Deliverect sends an update once and names no id: the same update sent again is a
+    duplicate, the order's next status is a new event."""
+    order_id = uuid.uuid4().hex
+    url = f"/webhooks/deliverect/{tenant.company_id}"
+    answers = []
+    for status in (20, 20, 50):
+        body = orjson.dumps(deliverect_update(order_id, status, tenant.restaurant_id))
+        response = client.post(url, content=body, headers=sign("deliverect", body, tenant, ""))
+        assert response.status_code == 200, response.text
+        answers.append(response.json())
+    at = "2026-11-23T19:01:00.000000Z"
+    assert answers == [
+        {"status": "accepted", "event_id": deliverect_id(order_id, 20, at)},
+        {"status": "duplicate", "event_id": deliverect_id(order_id, 20, at)},
+        {"status": "accepted", "event_id": deliverect_id(order_id, 50, at)},
+    ]
+    assert landed(engine, tenant) == 2
+
+
+def test_deliverect_update_without_an_order_id_is_400(
+    client: TestClient, tenant: Tenant, engine: sa.Engine
+) -> None:
+    update = deliverect_update("x", 20, tenant.restaurant_id)
+    del update["orderId"]
+    body = orjson.dumps(update)
+    response = client.post(
+        f"/webhooks/deliverect/{tenant.company_id}",
+        content=body,
+        headers=sign("deliverect", body, tenant, ""),
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "malformed_event"
+    assert landed(engine, tenant) == 0

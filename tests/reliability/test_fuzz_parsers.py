@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.datastructures import Headers
 
+from partner_signals.catalogue.sources import sources
 from partner_signals.pos import InvalidPosEvent, PosEvent, parse_pos_event
 from partner_signals.providers import PROVIDERS, Credentials, MalformedEvent, SignatureError
 from tests.ingest.conftest import PAYPAL_CERT, PAYPAL_KEY
@@ -27,18 +28,10 @@ CREDS = {
     else Credentials(config={"webhook_id": "WH-fuzz", "certificates": [PAYPAL_CERT]})
     for name in PROVIDERS
 }
-SIGNATURE_HEADERS = [
-    "stripe-signature",
-    "paypal-transmission-id",
-    "paypal-transmission-time",
-    "paypal-transmission-sig",
-    "paypal-auth-algo",
-    "x-careem-signature",
-    "x-talabat-signature",
-    "x-jahez-signature",
-    "x-deliveroo-sequence-guid",
-    "x-deliveroo-hmac-sha256",
-]
+# Every header a catalogued signature scheme reads, and PayPal's optional algorithm.
+SIGNATURE_HEADERS = sorted(
+    {h for source in sources() for h in source.signature.headers} | {"paypal-auth-algo"}
+)
 FUZZ = settings(
     max_examples=150,
     deadline=None,

@@ -42,8 +42,7 @@
 
 with
 
-{% for model in staging_models %}
-{%- set raw_table = 'order_events' if model.startswith('stg_pos') else 'webhook_events' %}
+{% for model, raw_table in staging_models %}
 {{ model }} as (
 
     select {{ canonical_columns() | join(', ') }}
@@ -64,7 +63,7 @@ with
 {% endfor %}
 unioned as (
 
-    {% for model in staging_models %}
+    {% for model, _ in staging_models %}
     select * from {{ model }}
     {% if not loop.last %}union all{% endif %}
     {% endfor %}

@@ -1,0 +1,209 @@
+"""The source catalogue: every inbound source, read from its staging model's yml.
+
+Each staging model under dbt_project/models/staging/ declares its source under
+`config: meta: source:` (name, raw table, signature scheme, where the event id and type
+are, the restaurant field and, for delivery platforms, the JSON paths and vocabulary).
+The model and its yml are the definition; the provider registry, the raw-to-staging map,
+the CLI help and the docs derive from this view of it. It reads the yml directly, so
+ingest starts without dbt or a manifest; tests/core/test_source_catalogue.py checks it
+against the manifest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import yaml  # type: ignore[import-untyped]  # no stubs in the lock; safe_load only
+
+# Beside the package, as pipelines/project.py finds it.
+DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent.parent / "dbt_project"
+STAGING_DIR = DBT_PROJECT_DIR / "models" / "staging"
+
+# The canonical delivery statuses a platform's vocabulary maps onto.
+DELIVERY_STATUSES = (
+    "received",
+    "accepted",
+    "rejected",
+    "preparing",
+    "ready",
+    "picked_up",
+    "delivered",
+    "cancelled",
+)
+RAW_TABLES = ("order_events", "webhook_events")
+
+JsonPath = tuple[str, ...]
+
+
+class CatalogueError(ValueError):
+    """A staging model's catalogue entry is incomplete or inconsistent."""
+
+
+@dataclass(frozen=True)
+class Locator:
+    """Where a value is in a request: a JSON path in the body, a header, or (for a
+    sender that carries no event id) a hash over the JSON fields that identify it."""
+
+    json: JsonPath = ()
+    header: str = ""
+    hash_of: tuple[JsonPath, ...] = ()
+
+
+@dataclass(frozen=True)
+class Signature:
+    """The scheme names a verifier in partner_signals.providers; `headers` are the
+    request headers it reads (lower case)."""
+
+    scheme: str
+    headers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DeliveryPlatform:
+    """A delivery platform's quirks: JSON paths of its order fields, and its vocabulary
+    (event names or status codes, as the event type carries them -> canonical status)."""
+
+    order_id: JsonPath
+    occurred_at: JsonPath
+    amount: JsonPath
+    currency: JsonPath
+    order_status: JsonPath
+    statuses: MappingProxyType[str, str]
+    amount_in_minor_units: bool = False
+    # A boolean field by which the platform flags an update it did not apply to the order.
+    not_applied_when_true: JsonPath = ()
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    model: str
+    raw_table: str
+    signature: Signature
+    event_id: Locator
+    event_type: Locator
+    restaurant: Locator
+    delivery: DeliveryPlatform | None
+    yml: Path
+
+    @property
+    def is_webhook(self) -> bool:
+        """Sent by a provider to /webhooks/{name}/{company} (POS posts to /events)."""
+        return self.raw_table == "webhook_events"
+
+
+def _path(value: Any, where: str) -> JsonPath:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(k, str) and k for k in value):
+        raise CatalogueError(f"{where} must be a list of JSON keys")
+    return tuple(value)
+
+
+def _locator(value: Any, where: str) -> Locator:
+    if not isinstance(value, dict):
+        raise CatalogueError(f"{where} must be a mapping with json, header or hash_of")
+    locator = Locator(
+        json=_path(value.get("json"), f"{where}.json"),
+        header=str(value.get("header", "")).lower(),
+        hash_of=tuple(
+            _path(p, f"{where}.hash_of[{i}]") for i, p in enumerate(value.get("hash_of") or [])
+        ),
+    )
+    if sum(map(bool, (locator.json, locator.header, locator.hash_of))) != 1:
+        raise CatalogueError(f"{where} needs exactly one of json, header or hash_of")
+    return locator
+
+
+def _delivery(value: Any, where: str) -> DeliveryPlatform | None:
+    if value is None:
+        return None
+    statuses = {str(k): str(v) for k, v in (value.get("statuses") or {}).items()}
+    unknown = sorted(set(statuses.values()) - set(DELIVERY_STATUSES))
+    if not statuses or unknown:
+        raise CatalogueError(f"{where}.statuses must map onto {DELIVERY_STATUSES}: {unknown}")
+    return DeliveryPlatform(
+        order_id=_path(value.get("order_id"), f"{where}.order_id"),
+        occurred_at=_path(value.get("occurred_at"), f"{where}.occurred_at"),
+        amount=_path(value.get("amount"), f"{where}.amount"),
+        currency=_path(value.get("currency"), f"{where}.currency"),
+        order_status=_path(value.get("order_status"), f"{where}.order_status"),
+        statuses=MappingProxyType(statuses),
+        amount_in_minor_units=bool(value.get("amount_in_minor_units", False)),
+        not_applied_when_true=_path(
+            value.get("not_applied_when_true"), f"{where}.not_applied_when_true"
+        ),
+    )
+
+
+def parse_entry(model: str, entry: Any, yml: Path) -> Source:
+    """One staging model's `config.meta.source` as a Source."""
+    where = f"{model}: config.meta.source"
+    if not isinstance(entry, dict) or not entry.get("name"):
+        raise CatalogueError(f"{where} needs a name")
+    raw_table = entry.get("raw_table")
+    if raw_table not in RAW_TABLES:
+        raise CatalogueError(f"{where}.raw_table must be one of {RAW_TABLES}")
+    signature = entry.get("signature") or {}
+    if not signature.get("scheme"):
+        raise CatalogueError(f"{where}.signature needs a scheme")
+    return Source(
+        name=str(entry["name"]),
+        model=model,
+        raw_table=str(raw_table),
+        signature=Signature(
+            scheme=str(signature["scheme"]),
+            headers=tuple(str(h).lower() for h in signature.get("headers") or ()),
+        ),
+        event_id=_locator(entry.get("event_id"), f"{where}.event_id"),
+        event_type=_locator(entry.get("event_type"), f"{where}.event_type"),
+        restaurant=_locator(entry.get("restaurant"), f"{where}.restaurant"),
+        delivery=_delivery(entry.get("delivery"), f"{where}.delivery"),
+        yml=yml,
+    )
+
+
+@cache
+def load_sources(staging_dir: Path = STAGING_DIR) -> tuple[Source, ...]:
+    """Every staging model that carries a catalogue entry, sorted by source name."""
+    found: dict[str, Source] = {}
+    for yml in sorted(staging_dir.rglob("*.yml")):
+        document = yaml.safe_load(yml.read_text(encoding="utf-8")) or {}
+        for model in document.get("models") or []:
+            entry = ((model.get("config") or {}).get("meta") or {}).get("source")
+            if entry is None:
+                continue
+            source = parse_entry(str(model["name"]), entry, yml)
+            if source.name in found:
+                raise CatalogueError(f"source {source.name!r} is declared twice")
+            found[source.name] = source
+    return tuple(found[name] for name in sorted(found))
+
+
+def sources() -> tuple[Source, ...]:
+    return load_sources()
+
+
+def source(name: str) -> Source:
+    for candidate in load_sources():
+        if candidate.name == name:
+            return candidate
+    raise KeyError(name)
+
+
+def inbound_names() -> tuple[str, ...]:
+    """The webhook providers a company can enable (`integrations enable <name>`)."""
+    return tuple(s.name for s in load_sources() if s.is_webhook)
+
+
+def delivery_platform_names() -> tuple[str, ...]:
+    return tuple(s.name for s in load_sources() if s.delivery is not None)
+
+
+def staging_model_by_source() -> dict[str, str]:
+    """Each source's rows feed exactly one staging model."""
+    return {s.name: s.model for s in load_sources()}
