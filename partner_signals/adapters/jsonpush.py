@@ -16,7 +16,6 @@ from partner_signals.adapters.base import (
     dumps,
     envelope,
 )
-from partner_signals.catalogue import signals as catalogue
 from partner_signals.adapters.config import (
     AdapterConfig,
     AdapterSecrets,
@@ -24,6 +23,7 @@ from partner_signals.adapters.config import (
     adapter_name,
     check_url,
 )
+from partner_signals.catalogue import signals as catalogue
 
 
 class JsonPushConfig(AdapterConfig):

@@ -22,8 +22,6 @@ from api.app import create_app as create_api
 from api.keys import create_partner_key
 from cli.demo import requests_for
 from ingest.app import create_app as create_ingest
-from cli.demo import requests_for
-from partner_signals.pushes.worker import deliver_due_sync
 from partner_signals.exports import export_day, query_exports
 from partner_signals.pushes.worker import deliver_due_sync
 from partner_signals.registry import (
