@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from partner_signals.catalogue import signals as catalogue
+from partner_signals.catalogue import sources
 from partner_signals.db import get_engine
 from partner_signals.db.migrate import upgrade
 from partner_signals.processes import child_env, free_port, start, stop, uvicorn_cmd, wait_ready
@@ -54,7 +55,8 @@ def register(
         for company in sorted({s.company_id for s in restaurants}):
             secret = "whsec_" + secrets.token_urlsafe(24)
             webhook_secrets[company] = secret
-            for provider in ("stripe", "careem", "talabat", "deliveroo", "jahez"):
+            # Every webhook source signed with a shared secret (PayPal signs with a key).
+            for provider in (n for n in sources.inbound_names() if n != "paypal"):
                 enable_integration(
                     conn,
                     key=settings.master_key(),

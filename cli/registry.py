@@ -13,6 +13,7 @@ from rich.table import Table
 
 from cli.options import adapter_settings, with_adapter_options
 from partner_signals.adapters import ADAPTERS
+from partner_signals.catalogue import sources
 from partner_signals.settings import get_settings
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -74,7 +75,7 @@ _BEFORE = [
         Annotated[
             str,
             typer.Argument(
-                help="Inbound: stripe, paypal, careem, talabat, deliveroo, jahez. "
+                help=f"Inbound: {', '.join(sources.inbound_names())}. "
                 f"Partner adapters: {', '.join(ADAPTERS)}"
             ),
         ],

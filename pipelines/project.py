@@ -10,7 +10,7 @@ from pathlib import Path
 from dagster_dbt import DbtProject
 from psycopg.conninfo import conninfo_to_dict
 
-DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
+from partner_signals.catalogue import DBT_PROJECT_DIR
 
 # profiles.yml reads these; pipelines sets them from the project's libpq URL.
 DBT_ENV_PREFIX = "PARTNER_SIGNALS_DBT_"

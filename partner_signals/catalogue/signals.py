@@ -31,7 +31,8 @@ from typing import Any
 
 import yaml  # type: ignore[import-untyped]  # no stubs in the lock; safe_load only
 
-DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
+from partner_signals.catalogue import DBT_PROJECT_DIR
+
 MARTS_DIR = DBT_PROJECT_DIR / "models" / "marts"
 MARTS_SCHEMA = "marts"
 ROUTES = ("workforce", "crm")  # also the mart folders (groups), in the order shown

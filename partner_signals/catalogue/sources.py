@@ -20,7 +20,8 @@ from typing import Any
 import yaml  # type: ignore[import-untyped]  # no stubs in the lock; safe_load only
 
 # Beside the package, as pipelines/project.py finds it.
-DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent.parent / "dbt_project"
+from partner_signals.catalogue import DBT_PROJECT_DIR
+
 STAGING_DIR = DBT_PROJECT_DIR / "models" / "staging"
 
 # The canonical delivery statuses a platform's vocabulary maps onto.
