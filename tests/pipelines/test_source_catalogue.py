@@ -62,7 +62,7 @@ def test_every_webhook_source_has_a_provider_and_pos_posts_events() -> None:
 
 
 def test_every_source_has_a_docs_row_and_a_generator() -> None:
-    from partner_signals.synthetic import DELIVERY_PLATFORMS
+    from synthetic import DELIVERY_PLATFORMS
 
     docs = DOCS.read_text(encoding="utf-8").lower()
     for source in sources():
