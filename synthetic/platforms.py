@@ -174,6 +174,9 @@ SHAPES: Final[Mapping[str, PlatformShape]] = {
     ),
 }
 DELIVERY_PLATFORMS: Final[tuple[str, ...]] = tuple(SHAPES)
+# Catalogued sources this generator does not make yet (issue 10 left Deliverect's
+# payload builder for later); the tests that compare it with the catalogue allow these.
+NOT_GENERATED_YET: Final[frozenset[str]] = frozenset({"deliverect"})
 
 
 def send_order(

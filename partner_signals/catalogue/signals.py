@@ -137,7 +137,8 @@ def _parse(yml: Path, model: dict[str, Any]) -> Signal:
     key = tuple(str(k) for k in _require(block, "key", where))
     span_block = _require(block, "span", where)
     span = Span(str(span_block["column"]), str(span_block.get("kind", "timestamp")))
-    order_by = tuple(dict.fromkeys(str(c) for c in block.get("order_by") or (span.column, *key)))
+    # Default: the span column alone, the order the API always answered in.
+    order_by = tuple(str(c) for c in block.get("order_by") or (span.column,))
     for column in {*key, span.column, *order_by}:
         if column not in columns:
             raise CatalogueError(f"{where}: {column!r} is not a documented column of {name}")

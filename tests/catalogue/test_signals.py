@@ -46,7 +46,7 @@ def test_a_valid_entry_reads_whole(tmp_path: Path) -> None:
     assert signal.served is not None and signal.served.route == "crm"
     assert signal.export_day_column == "business_date"
     assert signal.pushed and signal.watched and signal.push_type == "signal.covers"
-    assert signal.order_by == ("seated_at", "visit_id")
+    assert signal.order_by == ("seated_at",)
     assert signal.materialized == "table"  # the marts' default
 
 
