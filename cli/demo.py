@@ -7,7 +7,7 @@ import secrets
 import sys
 import time
 from collections import Counter
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -229,15 +229,18 @@ def signals_tables(engine: sa.Engine, companies: list[str]) -> list[Table]:
     return list(tables.values())
 
 
-def show_exports(engine: sa.Engine, settings: Settings, days: list[date]) -> None:
-    """Write the exported files for `days` (what the daily export asset does) and query
-    them with DuckDB, as an analyst would."""
-    from partner_signals.exports import export_day, query_exports
+def show_exports(settings: Settings) -> None:
+    """The files `materialize` wrote through the export asset for the business days the
+    load touched (the partitions Dagster shows materialized), queried with DuckDB, as an
+    analyst would."""
+    from partner_signals.exports import list_exports, query_exports
 
     root = Path(settings.exports_dir)
-    written = [p for day in days for p in export_day(engine, root, day)]
+    files = list(list_exports(root))
+    days = sorted({f.business_date for f in files})
     console.print(
-        f"[bold]5. Exported files[/bold]: {len(written)} Parquet and CSV files under {root}/"
+        f"[bold]5. Exported files[/bold]: {len(files)} Parquet and CSV files under {root}/, "
+        f"business days {', '.join(days) or 'none'} (Dagster asset exports/signal_files)"
     )
     columns, rows = query_exports(
         root,
@@ -310,6 +313,6 @@ def run_demo(*, restaurants: int = 5, seed: int = 7) -> int:
         code = 1
     for table in signals_tables(engine, sorted(keys)):
         console.print(table)
-    show_exports(engine, settings, [today - timedelta(days=2), today - timedelta(days=1), today])
+    show_exports(settings)
     console.print(f"demo finished in {time.monotonic() - started:.0f} s")
     return code

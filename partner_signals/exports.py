@@ -5,15 +5,16 @@ Layout: <exports_dir>/<restaurant_id>/<business_date>/<signal>.<parquet|csv>
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import sqlalchemy as sa
 
+from partner_signals.catalogue import dbt_vars
 from partner_signals.catalogue import signals as catalogue
 
 # Which mart each exported signal comes from, and its business-day column: the signal
@@ -80,6 +81,60 @@ def export_day(engine: sa.Engine, root: Path, business_date: date) -> list[Path]
                     tmp.replace(target)
                     written.append(target)
     return written
+
+
+def export_days(engine: sa.Engine, root: Path, days: Iterable[date]) -> list[Path]:
+    return [path for day in days for path in export_day(engine, root, day)]
+
+
+def touched_business_days(
+    conn: sa.Connection,
+    *,
+    since: datetime | None,
+    until: datetime,
+    table: str = "canonical.canonical_events",
+) -> list[date]:
+    """The business days whose signal rows can have changed with the canonical events
+    loaded in (since, until]: per restaurant, in its time zone, from the day of its
+    earliest such event less the incremental margin to the day of its latest plus the
+    margin. The margin is the one the incremental models recompute from
+    (`incremental_margin_hours`): a visit seated before midnight and cleared after
+    changes the earlier day's row."""
+    variables = dbt_vars()
+    rows = conn.execute(
+        sa.text(
+            f"""
+            with loaded as (
+                select restaurant_id, min(occurred_at) as first_at, max(occurred_at) as last_at
+                from {table}
+                where (cast(:since as timestamptz) is null or loaded_at > :since)
+                    and loaded_at <= :until
+                group by restaurant_id
+            ),
+            spans as (
+                select
+                    ((loaded.first_at - make_interval(hours => :margin))
+                        at time zone coalesce(restaurants.timezone, 'UTC')
+                        - make_interval(hours => :day_start))::date as first_day,
+                    ((loaded.last_at + make_interval(hours => :margin))
+                        at time zone coalesce(restaurants.timezone, 'UTC')
+                        - make_interval(hours => :day_start))::date as last_day
+                from loaded
+                left join ops.restaurants as restaurants using (restaurant_id)
+            )
+            select distinct day::date
+            from spans, generate_series(first_day, last_day, interval '1 day') as day
+            order by 1
+            """
+        ),
+        {
+            "since": since,
+            "until": until,
+            "margin": int(variables["incremental_margin_hours"]),
+            "day_start": int(variables["business_day_start_hours"]),
+        },
+    )
+    return [row[0] for row in rows]
 
 
 def query_exports(root: Path, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:

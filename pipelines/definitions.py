@@ -4,31 +4,50 @@ from __future__ import annotations
 
 import dagster as dg
 
-from pipelines.exports.assets import export_job, export_schedule, signal_files
+from pipelines.exports.assets import (
+    export_job,
+    export_schedule,
+    exports_follow_the_data,
+    signal_files,
+)
 from pipelines.pushes.assets import (
     deliveries_report_job,
     deliveries_report_schedule,
     no_dead_letters_waiting,
+    outbox,
+    outbox_job,
     partner_deliveries,
 )
 from pipelines.pushes.sensors import partner_outbox
-from pipelines.resources import DatabaseResource, signals_dbt_resource
+from pipelines.resources import DatabaseResource, ExportsResource, signals_dbt_resource
 from pipelines.signals.assets import signals_dbt
 from pipelines.signals.checks import raw_events_processed
 from pipelines.signals.jobs import freshness_job, signals_job
 from pipelines.signals.schedules import freshness_every_ten_minutes, nightly_full_rebuild
 from pipelines.signals.sensors import raw_events_sensor
+from pipelines.signals.sources import SOURCE_SPECS, raw_tables_observer
 
 
 def build_definitions(
-    *, database_url: str | None = None, dbt_artifacts_dir: str | None = None
+    *,
+    database_url: str | None = None,
+    dbt_artifacts_dir: str | None = None,
+    exports_dir: str | None = None,
 ) -> dg.Definitions:
-    """Definitions against the project's database, or the one given (tests, the CLI)."""
+    """Definitions against the project's database, or the one given (tests, the CLI), and
+    the project's exports folder, or the one given."""
     return dg.Definitions(
-        assets=[signals_dbt, signal_files, partner_deliveries],
+        assets=[
+            signals_dbt,
+            signal_files,
+            partner_deliveries,
+            # Lineage end to end: raw -> ... -> marts -> outbox / files.
+            *SOURCE_SPECS,
+            outbox,
+        ],
         asset_checks=[raw_events_processed, no_dead_letters_waiting],
-        jobs=[signals_job, freshness_job, export_job, deliveries_report_job],
-        sensors=[raw_events_sensor, partner_outbox],
+        jobs=[signals_job, freshness_job, export_job, deliveries_report_job, outbox_job],
+        sensors=[raw_events_sensor, partner_outbox, exports_follow_the_data, raw_tables_observer],
         schedules=[
             nightly_full_rebuild,
             freshness_every_ten_minutes,
@@ -38,6 +57,7 @@ def build_definitions(
         resources={
             "database": DatabaseResource(database_url=database_url),
             "dbt": signals_dbt_resource(dbt_artifacts_dir),
+            "exports": ExportsResource(exports_dir=exports_dir),
         },
     )
 

@@ -12,12 +12,13 @@ from typing import Any
 
 import dagster as dg
 import psycopg
+import sqlalchemy as sa
 from dagster_dbt import DbtCliInvocation, DbtCliResource
 from packaging.version import Version
 from pydantic import Field
 
-from partner_signals.db import libpq_url, to_libpq
-from partner_signals.settings import get_settings
+from partner_signals.db import get_engine, libpq_url, to_libpq
+from partner_signals.settings import Settings, get_settings
 from pipelines.project import DBT_PROJECT_DIR, dbt_env, patched_environ
 
 
@@ -39,6 +40,22 @@ class DatabaseResource(dg.ConfigurableResource):
 
     def connect(self, **kwargs: Any) -> psycopg.Connection[Any]:
         return psycopg.connect(self.url(), **kwargs)
+
+    def engine(self) -> sa.Engine:
+        """The project's SQLAlchemy engine on this database (what the core functions take)."""
+        settings = get_settings()
+        return get_engine(Settings(database_url=self.url(), data_dir=settings.data_dir))
+
+
+class ExportsResource(dg.ConfigurableResource):
+    """Where the exported files are written (what `/v1/exports` lists)."""
+
+    exports_dir: str | None = Field(
+        default=None, description="folder; unset: PARTNER_SIGNALS_EXPORTS_DIR or <data_dir>/exports"
+    )
+
+    def root(self) -> Path:
+        return Path(self.exports_dir) if self.exports_dir else Path(get_settings().exports_dir)
 
 
 def signals_dbt_resource(artifacts_dir: str | None = None) -> SignalsDbtResource:

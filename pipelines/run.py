@@ -61,11 +61,13 @@ def materialize_all(
     console: Console | None = None,
     log_level: str = "INFO",
     quiet: bool = False,
+    downstream: bool = True,
 ) -> bool:
     """Run the signals job in-process against `settings`' database, recorded in the
     project's Dagster instance (visible in the UI). True when the run succeeded and no
     check failed at error severity (warnings are reported, not fatal). `quiet` keeps dbt's
-    log off the console unless the run fails."""
+    log off the console unless the run fails. `downstream` (the default) then fills the
+    outbox and writes the files of the days touched (`run_downstream`)."""
     console = console or Console(stderr=True)
     prepare_dagster_home(settings)
     # Imported here: loading the definitions parses the dbt project when it changed.
@@ -74,6 +76,7 @@ def materialize_all(
     defs = build_definitions(
         database_url=libpq_url(settings),
         dbt_artifacts_dir=str((settings.data_dir / "dbt" / "target").resolve()),
+        exports_dir=str(settings.exports_dir),
     )
     job = defs.resolve_job_def(SIGNALS_JOB_NAME)
     console.print(
@@ -93,11 +96,16 @@ def materialize_all(
             raise_on_error=False,
             tags={"partner-signals/trigger": "cli"},
         )
+        after = (
+            run_downstream(defs, instance, settings, log_level=log_level) if downstream else None
+        )
     summary = summarize(result)
     if quiet and not summary.ok:
         console.print("\n".join(dbt_lines.getvalue().splitlines()[-40:]), markup=False)
     report(console, summary)
-    return summary.ok
+    if after is not None:
+        report_downstream(console, after)
+    return summary.ok and (after is None or after.ok)
 
 
 def report(console: Console, summary: RunSummary) -> None:
@@ -112,6 +120,126 @@ def report(console: Console, summary: RunSummary) -> None:
         console.print(f"[red]failed[/red] {name}")
     for name in summary.warned_checks:
         console.print(f"[yellow]warning[/yellow] {name}")
+
+
+# -- after the signals: lineage, the outbox and the files of the days touched --------------
+
+
+@dataclass
+class DownstreamSummary:
+    """What followed the signals run, each through Dagster in the same instance."""
+
+    raw_tables_observed: int = 0
+    outbox_ok: bool = True
+    outbox: str = ""
+    exports_ok: bool = True
+    export_partitions: list[str] = field(default_factory=list)
+    export_files: int = 0
+    export_outside: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.outbox_ok and self.exports_ok
+
+
+def run_downstream(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    settings: Settings,
+    *,
+    log_level: str = "INFO",
+) -> DownstreamSummary:
+    """After the signals run: record an observation of each raw table, materialize the
+    outbox (new canonical events, changed signals, nudges), then the export partitions of
+    the business days the run touched (those the files lack, up to where the exported
+    marts stand), so `deliveries run` has every due push and `/v1/exports` every file.
+    Also after a failed signals run: both read only what was built (the outbox's and the
+    files' positions, the marts' watermarks), and serve's sensors do the same."""
+    from pipelines.exports.assets import EXPORT_JOB_NAME, daily
+    from pipelines.exports.plan import mark_exported, plan_exports, watermark_models
+    from pipelines.pushes.assets import OUTBOX_JOB_NAME, OUTBOX_KEY
+    from pipelines.resources import DatabaseResource
+    from pipelines.signals.sensors import load_manifest
+    from pipelines.signals.sources import raw_table_states
+
+    summary = DownstreamSummary()
+    database = DatabaseResource(database_url=libpq_url(settings))
+    with database.connect() as conn:
+        states = raw_table_states(conn)
+    for state in states:
+        instance.report_runless_asset_event(state.observation())
+    summary.raw_tables_observed = len(states)
+
+    config: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    tags = {"partner-signals/trigger": "cli"}
+    filled = defs.resolve_job_def(OUTBOX_JOB_NAME).execute_in_process(
+        run_config=config, instance=instance, raise_on_error=False, tags=tags
+    )
+    summary.outbox_ok = filled.success
+    for event in filled.get_asset_materialization_events():
+        if event.asset_key == OUTBOX_KEY and event.materialization is not None:
+            metadata = {k: v.value for k, v in event.materialization.metadata.items()}
+            summary.outbox = outbox_line(metadata)
+
+    with database.engine().begin() as conn:
+        plan = plan_exports(conn, models=watermark_models(load_manifest()), partitions=daily)
+        if plan is not None and not plan.partition_keys:
+            mark_exported(conn, plan.until)
+    if plan is None:
+        return summary
+    summary.export_outside = [day.isoformat() for day in plan.outside]
+    if plan.partition_keys:
+        written = defs.resolve_job_def(EXPORT_JOB_NAME).execute_in_process(
+            run_config=config,
+            instance=instance,
+            raise_on_error=False,
+            tags={**tags, **plan.run_tags()},
+        )
+        summary.exports_ok = written.success
+        for event in written.get_asset_materialization_events():
+            if event.partition is not None:
+                summary.export_partitions.append(event.partition)
+            if event.materialization is not None:
+                files = event.materialization.metadata.get("files")
+                summary.export_files = max(
+                    summary.export_files, int(files.value or 0) if files else 0
+                )
+    return summary
+
+
+def outbox_line(metadata: dict[str, Any]) -> str:
+    signals = metadata.get("signal_values_queued")
+    return (
+        f"{metadata.get('event_messages_queued', 0)} event messages, "
+        f"{'no' if signals is None else signals} signal values, "
+        f"{metadata.get('nudges_queued', 0)} nudges queued; "
+        f"{metadata.get('pending_in_outbox', 0)} pending"
+    )
+
+
+def report_downstream(console: Console, summary: DownstreamSummary) -> None:
+    table = Table(title="after the signals", show_header=False)
+    table.add_row("raw tables observed", str(summary.raw_tables_observed))
+    table.add_row(
+        "outbox",
+        summary.outbox if summary.outbox_ok else "[red]failed[/red]",
+    )
+    partitions = summary.export_partitions
+    files = (
+        "none: no new events since the files were written"
+        if not partitions and summary.exports_ok
+        else f"{summary.export_files} files for {len(partitions)} business days "
+        f"({partitions[0]} .. {partitions[-1]})"
+        if partitions
+        else ""
+    )
+    table.add_row("exports", files if summary.exports_ok else "[red]failed[/red]")
+    console.print(table)
+    if summary.export_outside:
+        console.print(
+            f"[yellow]days touched before the first export partition:[/yellow] "
+            f"{', '.join(summary.export_outside)}"
+        )
 
 
 if __name__ == "__main__":  # pragma: no cover - convenience entry

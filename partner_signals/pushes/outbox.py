@@ -18,6 +18,8 @@ from partner_signals.adapters.messaging import (
     PHONE_FIELDS,
     MessagingAdapter,
 )
+from partner_signals.readers import OUTBOX as OUTBOX_READER
+from partner_signals.readers import Position, read_position, save_position
 
 log = logging.getLogger(__name__)
 
@@ -206,20 +208,87 @@ def enqueue_new_canonical_events(
     batch_size: int = 5000,
     max_events: int = 100_000,
 ) -> str | None:
-    """Enqueue canonical events added since `cursor` and return the new cursor (the
-    Dagster sensor stores it). Cursor: "<loaded_at ISO>|<id>", ordered by (loaded_at, id)
-    so late events (older occurred_at) are still seen; falls back to received_at with an
-    overlap while the table has no loaded_at. No table yet: the cursor comes back as is."""
+    """Enqueue canonical events added since `cursor` and return the new cursor.
+    Cursor: "<loaded_at ISO>|<id>", ordered by (loaded_at, id) so late events (older
+    occurred_at) are still seen; falls back to received_at with an overlap while the
+    table has no loaded_at. No table yet: the cursor comes back as is."""
+    return _enqueue_after(
+        engine, cursor, table=table, batch_size=batch_size, max_events=max_events
+    ).cursor
+
+
+@dataclass(frozen=True)
+class EnqueuedEvents:
+    """One pass over new canonical events: where it stopped, how many events it read,
+    how many outbox rows they made, and whether more were left for the next pass."""
+
+    cursor: str | None
+    read: int = 0
+    queued: int = 0
+    more: bool = False
+
+
+def enqueue_events_after_saved_position(
+    engine: sa.Engine,
+    *,
+    table: str = CANONICAL_TABLE,
+    max_events: int = 100_000,
+    reader: str = OUTBOX_READER,
+) -> EnqueuedEvents:
+    """Enqueue the canonical events loaded after the outbox's position in
+    ops.canonical_readers, and move the position to the last one read. What the outbox
+    asset does on every materialization, whoever asks for it."""
+    with engine.connect() as conn:
+        saved = read_position(conn, reader)
+        if not adapter_integrations(conn):
+            # No partner to send to: skip to the newest event rather than read them all
+            # (an integration enabled later starts from then, as with events read).
+            newest = _newest(conn, table)
+            if newest is not None and (saved is None or newest != saved):
+                with engine.begin() as write:
+                    save_position(write, reader, newest)
+            return EnqueuedEvents(newest.as_cursor() if newest else None)
+    done = _enqueue_after(
+        engine, saved.as_cursor() if saved else None, table=table, max_events=max_events
+    )
+    position = Position.from_cursor(done.cursor)
+    if position is not None and done.read:
+        with engine.begin() as conn:
+            save_position(conn, reader, position)
+    return done
+
+
+def _newest(conn: sa.Connection, table: str) -> Position | None:
+    columns = _columns(conn, table)
+    if columns is None or "loaded_at" not in columns:
+        return None
+    row = conn.execute(
+        sa.text(
+            f"select loaded_at, id::text from {table} order by loaded_at desc, id::text desc limit 1"
+        )
+    ).first()
+    return Position(row[0], row[1]) if row else None
+
+
+def _enqueue_after(
+    engine: sa.Engine,
+    cursor: str | None,
+    *,
+    table: str,
+    batch_size: int = 5000,
+    max_events: int,
+) -> EnqueuedEvents:
     with engine.connect() as conn:
         columns = _columns(conn, table)
     if columns is None:
-        return cursor
+        return EnqueuedEvents(cursor)
     column = "loaded_at" if "loaded_at" in columns else "received_at"
     position = _parse_cursor(cursor)
     if position is not None and column == "received_at":
         at = datetime.fromisoformat(position[0]) - RECEIVED_AT_OVERLAP
         position = (at.isoformat(), "")
-    seen = 0
+    seen = queued = 0
+    more = False
     while seen < max_events:
         with engine.begin() as conn:
             rows: list[Any] = list(
@@ -244,14 +313,15 @@ def enqueue_new_canonical_events(
             )
             if not rows:
                 break
-            enqueue_events(conn, rows)
+            queued += enqueue_events(conn, rows)
         last = rows[-1]
         position = (last["cursor_at"].isoformat(), str(last["id"]))
         seen += len(rows)
         cursor = f"{position[0]}|{position[1]}"
-        if len(rows) < batch_size:
+        more = len(rows) == batch_size
+        if not more:
             break
-    return cursor
+    return EnqueuedEvents(cursor, read=seen, queued=queued, more=more)
 
 
 def enqueue_unpaid_bill_nudges(

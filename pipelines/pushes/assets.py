@@ -1,14 +1,61 @@
-"""What partners received: per-adapter delivery counts as an asset the UI shows, with a
-check that warns while dead letters wait for replay."""
+"""The deliveries domain: the outbox as an asset (what partners are to be sent), and what
+they received (per-adapter counts, with a check that warns while dead letters wait)."""
+
+from datetime import UTC, datetime
 
 import dagster as dg
+from pydantic import Field
 
-from partner_signals.db import get_engine
+from partner_signals.catalogue import signals as catalogue
 from partner_signals.pushes.replay import adapter_counts
-from partner_signals.settings import Settings, get_settings
+from pipelines.pushes.fill import fill_outbox
 from pipelines.resources import DatabaseResource
+from pipelines.signals.checks import CANONICAL_EVENTS_KEY
 
+OUTBOX_KEY = dg.AssetKey(["ops", "outbox"])
 DELIVERIES_KEY = dg.AssetKey(["ops", "partner_deliveries"])
+# The marts of the signals watched for changes (the signal catalogue).
+WATCHED_MART_KEYS = [dg.AssetKey(["marts", s.model]) for s in catalogue.watched()]
+OUTBOX_JOB_NAME = "partner_outbox_job"
+
+
+class OutboxConfig(dg.Config):
+    recheck_signals: bool = Field(
+        default=True,
+        description=(
+            "Compare the watched signals' recent values with what each partner was last "
+            "sent (after the marts changed). Off for the timer's nudge runs."
+        ),
+    )
+
+
+@dg.asset(
+    key=OUTBOX_KEY,
+    group_name="deliveries",
+    deps=[CANONICAL_EVENTS_KEY, *WATCHED_MART_KEYS],
+    kinds={"postgres"},
+    description=(
+        "ops.outbox: what each enabled partner adapter is to be sent. A materialization "
+        "queues the canonical events loaded since the last one (its position is kept in "
+        "ops.canonical_readers), the watched signal values that changed, and nudges for "
+        "bills left unpaid. `partner-signals deliveries run` (under serve: `--forever`) "
+        "sends them, signed, with retries and dead letters."
+    ),
+)
+def outbox(database: DatabaseResource, config: OutboxConfig) -> dg.MaterializeResult:
+    filled = fill_outbox(
+        database.engine(),
+        now=datetime.now(UTC),
+        recheck_signals=config.recheck_signals,
+    )
+    return dg.MaterializeResult(metadata=filled.as_metadata())
+
+
+outbox_job = dg.define_asset_job(
+    OUTBOX_JOB_NAME,
+    selection=[OUTBOX_KEY],
+    description="Fill ops.outbox from new canonical events, changed signals and unpaid bills.",
+)
 
 
 def counts_markdown(rows: list[dict[str, object]]) -> str:
@@ -23,6 +70,7 @@ def counts_markdown(rows: list[dict[str, object]]) -> str:
 @dg.asset(
     key=DELIVERIES_KEY,
     group_name="deliveries",
+    deps=[OUTBOX_KEY],
     description=(
         "Pushes to partners by adapter: delivered, failed, retried, pending and dead-lettered "
         "counts from ops.delivery_attempts and ops.outbox. Replay dead letters with "
@@ -30,8 +78,7 @@ def counts_markdown(rows: list[dict[str, object]]) -> str:
     ),
 )
 def partner_deliveries(database: DatabaseResource) -> dg.MaterializeResult:
-    engine = get_engine(Settings(database_url=database.url(), data_dir=get_settings().data_dir))
-    with engine.connect() as conn:
+    with database.engine().connect() as conn:
         rows = adapter_counts(conn)
     metadata: dict[str, dg.RawMetadataValue] = {
         "by_adapter": dg.MetadataValue.md(counts_markdown(rows))
@@ -45,8 +92,7 @@ def partner_deliveries(database: DatabaseResource) -> dg.MaterializeResult:
 
 @dg.asset_check(asset=DELIVERIES_KEY, description="Warns while dead letters wait for replay.")
 def no_dead_letters_waiting(database: DatabaseResource) -> dg.AssetCheckResult:
-    engine = get_engine(Settings(database_url=database.url(), data_dir=get_settings().data_dir))
-    with engine.connect() as conn:
+    with database.engine().connect() as conn:
         rows = adapter_counts(conn)
     dead = sum(int(r.get("dead") or 0) for r in rows)
     return dg.AssetCheckResult(

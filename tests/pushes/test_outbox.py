@@ -15,6 +15,8 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from partner_signals.pushes import enqueue_events, enqueue_new_canonical_events, enqueue_signal
+from partner_signals.pushes.outbox import enqueue_events_after_saved_position
+from partner_signals.readers import read_position, save_position
 from partner_signals.settings import Settings, get_settings
 from tests.pushes.conftest import (
     ACCOUNT_SID,
@@ -112,6 +114,39 @@ def test_the_canonical_reader_follows_its_cursor_and_sees_late_events(
     rows = outbox(engine, integration)
     assert [r["event_type"] for r in rows] == ["order.created", "payment.succeeded", "order.paid"]
     assert rows[1]["payload"]["data"] == {"amount": 42}
+
+
+def test_the_outbox_keeps_its_position_in_the_database(
+    engine: sa.Engine,
+    settings: Settings,
+    tenant: Tenant,
+    canonical_table: str,
+    ids: str,
+) -> None:
+    """The outbox asset has no sensor cursor: where it stopped is in ops.canonical_readers,
+    so whichever process materializes it next continues from there."""
+    reader = f"outbox-test-{ids}"
+    integration = enable_webhook(engine, settings, tenant, "http://127.0.0.1:9/hook")
+    insert_canonical(engine, canonical_table, [event(tenant, "order.created")])
+    first = enqueue_events_after_saved_position(engine, table=canonical_table, reader=reader)
+    assert (first.read, first.queued, first.more) == (1, 1, False)
+    with engine.connect() as conn:
+        saved = read_position(conn, reader)
+    assert saved is not None and saved.as_cursor() == first.cursor
+
+    again = enqueue_events_after_saved_position(engine, table=canonical_table, reader=reader)
+    assert (again.read, again.queued) == (0, 0)
+    late = event(tenant, "order.paid", occurred_at=datetime.now(UTC) - timedelta(hours=1))
+    insert_canonical(engine, canonical_table, [late])
+    third = enqueue_events_after_saved_position(engine, table=canonical_table, reader=reader)
+    assert (third.read, third.queued) == (1, 1)
+    assert [r["event_type"] for r in outbox(engine, integration)] == ["order.created", "order.paid"]
+
+    # An overlapping run that read less and saves last never moves the position back.
+    with engine.begin() as conn:
+        save_position(conn, reader, saved)
+        newest = read_position(conn, reader)
+    assert newest is not None and newest.as_cursor() == third.cursor
 
 
 @pytest.fixture
