@@ -18,6 +18,7 @@ from pipelines.signals.checks import raw_events_processed
 from pipelines.signals.jobs import freshness_job, signals_job
 from pipelines.signals.schedules import freshness_every_ten_minutes, nightly_full_rebuild
 from pipelines.signals.sensors import raw_events_sensor
+from pipelines.signals.unmapped import no_unmapped_events
 
 
 def build_definitions(
@@ -26,7 +27,7 @@ def build_definitions(
     """Definitions against the project's database, or the one given (tests, the CLI)."""
     return dg.Definitions(
         assets=[signals_dbt, signal_files, partner_deliveries],
-        asset_checks=[raw_events_processed, no_dead_letters_waiting],
+        asset_checks=[raw_events_processed, no_dead_letters_waiting, no_unmapped_events],
         jobs=[signals_job, freshness_job, export_job, deliveries_report_job],
         sensors=[raw_events_sensor, partner_outbox],
         schedules=[
