@@ -366,3 +366,14 @@ def test_every_sources_sensor_run_refreshes_the_count() -> None:
             "model.partner_signals.int_unmapped_events",
             "model.partner_signals.unmapped_events",
         } <= models, s.name
+
+
+def test_the_check_is_on_the_asset_and_the_asset_in_the_ops_group() -> None:
+    from pipelines.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    keys = {key.to_user_string() for key in graph.asset_check_keys}
+    assert "marts/unmapped_events:no_unmapped_events" in keys
+    node = graph.get(dg.AssetKey(["marts", "unmapped_events"]))
+    assert node.group_name == "ops"
+    assert node.description and "`sample_raw_id`" in node.description

@@ -1,6 +1,9 @@
 -- Landed events that map to nothing, counted per company, source and provider event
 -- name: what a provider sends that no staging vocabulary translates. Small (one row per
--- name a company's sources sent unmapped), so it is rebuilt whole on every run.
+-- name a company's sources sent unmapped), so it is rebuilt whole on every run: 0.6 s of
+-- an incremental run on 200k landed events (int_unmapped_events 1.0 s, canonical_events
+-- 3.4 s, measured on the 2-core test machine). A table, not a view, so the sensor's runs
+-- refresh it and evaluate its check.
 with
 
 unmapped as (
