@@ -377,3 +377,38 @@ def test_the_check_is_on_the_asset_and_the_asset_in_the_ops_group() -> None:
     node = graph.get(dg.AssetKey(["marts", "unmapped_events"]))
     assert node.group_name == "ops"
     assert node.description and "`sample_raw_id`" in node.description
+
+
+def test_materialize_warns_through_the_check(
+    server_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """`partner-signals materialize` (the signals job in Dagster): the check runs after the
+    build, warns, and the run still succeeds."""
+    from rich.console import Console
+
+    from partner_signals.settings import Settings
+    from pipelines.run import materialize_all
+
+    url = new_database(server_url, "ps_vocab_dagster")
+    data_dir = tmp_path_factory.mktemp("vocab-dagster")
+    try:
+        with psycopg.connect(url) as conn:
+            register(conn, COMPANY, RESTAURANT)
+            land(
+                conn,
+                COMPANY,
+                [
+                    pos("order.teleported", 0),
+                    webhook("careem", "order.updated", "preparing", "m-1", 1),
+                ],
+            )
+        settings = Settings(database_url=url, data_dir=data_dir, exports_dir=data_dir / "exports")
+        output = data_dir / "progress.txt"
+        with output.open("w") as fh:
+            ok = materialize_all(settings, console=Console(file=fh, width=160), quiet=True)
+        shown = output.read_text()
+        assert ok, shown
+        assert "warning marts/unmapped_events:no_unmapped_events" in shown
+        assert unmapped_rows(url) and set(unmapped_rows(url)) == {("pos", "order.teleported")}
+    finally:
+        drop_database(server_url, url)
