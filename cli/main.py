@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cli import partner, pipelines, pushes, registry
+from cli import partner, pipelines, pushes, registry, unmapped
 from cli.registry import console, fail, out
 
 app = typer.Typer(
@@ -120,6 +120,7 @@ app.add_typer(partner.keys_app, name="keys")
 app.command("query")(partner.query)
 app.add_typer(pushes.deliveries_app, name="deliveries")
 registry.integrations_app.command("test")(pushes.integrations_test)
+app.command("unmapped")(unmapped.unmapped_command)
 
 
 def main() -> None:

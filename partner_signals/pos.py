@@ -1,9 +1,9 @@
 """The POS event format: the restaurant platform's own order and table events.
 
 One event is `{"event_id", "type", "occurred_at", "restaurant_id", "order_id",
-"table_id", "data"}`. Unknown fields are kept in the raw body; unknown types are landed
-and ignored downstream. The JSON Schema published for senders is generated from
-`PosEvent` (see `pos_event_schema`).
+"table_id", "data"}`. Unknown fields are kept in the raw body; unknown types are landed,
+left out of the signals and counted in marts.unmapped_events. The JSON Schema published
+for senders is generated from `PosEvent` (see `pos_event_schema`).
 """
 
 from __future__ import annotations

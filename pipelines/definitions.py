@@ -26,6 +26,7 @@ from pipelines.signals.jobs import freshness_job, signals_job
 from pipelines.signals.schedules import freshness_every_ten_minutes, nightly_full_rebuild
 from pipelines.signals.sensors import raw_events_sensor
 from pipelines.signals.sources import SOURCE_SPECS, raw_tables_observer
+from pipelines.signals.unmapped import no_unmapped_events
 
 
 def build_definitions(
@@ -45,7 +46,7 @@ def build_definitions(
             *SOURCE_SPECS,
             outbox,
         ],
-        asset_checks=[raw_events_processed, no_dead_letters_waiting],
+        asset_checks=[raw_events_processed, no_dead_letters_waiting, no_unmapped_events],
         jobs=[signals_job, freshness_job, export_job, deliveries_report_job, outbox_job],
         sensors=[raw_events_sensor, partner_outbox, exports_follow_the_data, raw_tables_observer],
         schedules=[

@@ -1,15 +1,23 @@
 {#- One delivery platform's order webhooks, typed: the whole staging model of Careem,
     Talabat, Deliveroo, Jahez and any platform like them. What differs between them
-    (JSON paths, event names or status codes, minor units) is the model's catalogue entry,
-    `config.meta.source` in its yml; the platform's vocabulary becomes canonical delivery
-    statuses here and nowhere else. An event name outside the vocabulary gets a null
-    status and event_type (kept in staging, dropped by canonical_events). -#}
+    (JSON paths, event names or status codes, status words, minor units) is the model's
+    catalogue entry, `config.meta.source` in its yml; the platform's vocabulary becomes
+    canonical delivery statuses here and nowhere else. An event name in `statuses` gives
+    its status; a generic update (`update_events`, e.g. Careem's order.updated) gives the
+    status its order's status word (at `order_status`) has in `status_words`. Anything
+    else gets a null status and event_type, stays in staging and is counted, by its
+    unmapped_reason, in marts.unmapped_events (unless the entry ignores it). -#}
 {% macro delivery_platform_events() -%}
 {#- The yml's meta is applied after the SQL is parsed, so at parse time the entry is
     empty; only source() has to be seen then, and every platform lands in webhook_events. -#}
 {%- set entry = (model.config.meta or {}).get('source') or {} %}
 {%- set platform = entry.get('delivery') or {} %}
 {%- set statuses = platform.get('statuses') or {} %}
+{%- set update_events = platform.get('update_events') or [] %}
+{%- set status_words = platform.get('status_words') or {} %}
+{%- set order_status = json_text('payload', platform.get('order_status')) %}
+{%- set not_applied = json_text('payload', platform.get('not_applied_when_true')) ~ " = 'true'"
+    if platform.get('not_applied_when_true') else 'false' %}
 {%- set amount = safe_numeric(json_text('payload', platform.get('amount'))) %}
 {%- if platform.get('amount_in_minor_units') %}
     {%- set amount = '(' ~ amount ~ ' / ' ~ minor_unit_divisor('currency') ~ ')' %}
@@ -45,12 +53,22 @@ translated as (
         case
             {%- if platform.get('not_applied_when_true') %}
             -- The platform flags an update it did not apply to the order: no status change.
-            when {{ json_text('payload', platform.get('not_applied_when_true')) }} = 'true' then null
+            when {{ not_applied }} then null
             {%- endif %}
             {%- for provider_status, canonical in statuses.items() %}
-            when provider_event_type = '{{ provider_status }}' then '{{ canonical }}'
+            when provider_event_type = {{ sql_string(provider_status) }} then '{{ canonical }}'
             {%- endfor %}
+            {%- if update_events %}
+            -- A generic update: the order's status word says what happened.
+            when provider_event_type in ({{ sql_strings(update_events) }}) then
+                case lower(btrim({{ order_status }}))
+                    {%- for word, canonical in status_words.items() %}
+                    when {{ sql_string(word | trim | lower) }} then '{{ canonical }}'
+                    {%- endfor %}
+                end
+            {%- endif %}
         end as delivery_status,
+        {{ not_applied }} as not_applied,
         upper({{ json_text('payload', platform.get('currency')) }}) as currency
     from parsed
 
@@ -88,8 +106,9 @@ typed as (
             'currency', currency,
             'provider', '{{ entry.get('name') }}',
             'provider_event_type', provider_event_type,
-            'provider_order_status', {{ json_text('payload', platform.get('order_status')) }}
-        )) as data
+            'provider_order_status', {{ order_status }}
+        )) as data,
+        {{ unmapped_reason('delivery_status', 'not_applied') }} as unmapped_reason
     from translated
 
 ),

@@ -11,7 +11,7 @@ against the manifest.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from types import MappingProxyType
@@ -65,8 +65,13 @@ class Signature:
 
 @dataclass(frozen=True)
 class DeliveryPlatform:
-    """A delivery platform's quirks: JSON paths of its order fields, and its vocabulary
-    (event names or status codes, as the event type carries them -> canonical status)."""
+    """A delivery platform's quirks: JSON paths of its order fields, and its vocabulary.
+
+    `statuses`: event names (or status codes, as the event type carries them) ->
+    canonical status. `update_events`: the platform's generic update names (Careem's
+    `order.updated`), which say nothing by their name: their status is the order's status
+    word at `order_status`, translated by `status_words` (matched ignoring case and
+    surrounding blanks)."""
 
     order_id: JsonPath
     occurred_at: JsonPath
@@ -77,6 +82,8 @@ class DeliveryPlatform:
     amount_in_minor_units: bool = False
     # A boolean field by which the platform flags an update it did not apply to the order.
     not_applied_when_true: JsonPath = ()
+    update_events: tuple[str, ...] = ()
+    status_words: MappingProxyType[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True)
@@ -90,6 +97,10 @@ class Source:
     restaurant: Locator
     delivery: DeliveryPlatform | None
     yml: Path
+    # Event names the source sends that the signals deliberately do not use (they repeat
+    # or precede a fact a mapped event carries): neither in canonical_events nor counted
+    # in marts.unmapped_events. Any other name that maps to nothing is counted there.
+    ignored_event_types: tuple[str, ...] = ()
 
     @property
     def is_webhook(self) -> bool:
@@ -120,24 +131,62 @@ def _locator(value: Any, where: str) -> Locator:
     return locator
 
 
+def _names(value: Any, where: str) -> tuple[str, ...]:
+    """A list of distinct non-empty names (event names as the sender spells them)."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str | int) for v in value):
+        raise CatalogueError(f"{where} must be a list of names")
+    names = tuple(str(v) for v in value)
+    if not all(names) or len(set(names)) != len(names):
+        raise CatalogueError(f"{where} has an empty or repeated name")
+    return names
+
+
+def _vocabulary(value: Any, where: str) -> dict[str, str]:
+    """A mapping of provider words onto canonical delivery statuses."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise CatalogueError(f"{where} must be a mapping onto {DELIVERY_STATUSES}")
+    vocabulary = {str(k): str(v) for k, v in value.items()}
+    unknown = sorted(set(vocabulary.values()) - set(DELIVERY_STATUSES))
+    if unknown or not all(vocabulary):
+        raise CatalogueError(f"{where} must map onto {DELIVERY_STATUSES}: {unknown}")
+    return vocabulary
+
+
 def _delivery(value: Any, where: str) -> DeliveryPlatform | None:
     if value is None:
         return None
-    statuses = {str(k): str(v) for k, v in (value.get("statuses") or {}).items()}
-    unknown = sorted(set(statuses.values()) - set(DELIVERY_STATUSES))
-    if not statuses or unknown:
-        raise CatalogueError(f"{where}.statuses must map onto {DELIVERY_STATUSES}: {unknown}")
+    statuses = _vocabulary(value.get("statuses"), f"{where}.statuses")
+    if not statuses:
+        raise CatalogueError(f"{where}.statuses must map onto {DELIVERY_STATUSES}: empty")
+    update_events = _names(value.get("update_events"), f"{where}.update_events")
+    words = _vocabulary(value.get("status_words"), f"{where}.status_words")
+    # Status words are matched ignoring case and blanks: two spellings of one word are one.
+    status_words = {k.strip().lower(): v for k, v in words.items()}
+    if len(status_words) != len(words):
+        raise CatalogueError(f"{where}.status_words repeats a word (case and blanks ignored)")
+    both = sorted(set(update_events) & set(statuses))
+    if both:
+        raise CatalogueError(f"{where}: {both} are both a status event and an update event")
+    order_status = _path(value.get("order_status"), f"{where}.order_status")
+    if update_events and not (status_words and order_status):
+        raise CatalogueError(f"{where}.update_events need order_status and status_words")
     return DeliveryPlatform(
         order_id=_path(value.get("order_id"), f"{where}.order_id"),
         occurred_at=_path(value.get("occurred_at"), f"{where}.occurred_at"),
         amount=_path(value.get("amount"), f"{where}.amount"),
         currency=_path(value.get("currency"), f"{where}.currency"),
-        order_status=_path(value.get("order_status"), f"{where}.order_status"),
+        order_status=order_status,
         statuses=MappingProxyType(statuses),
         amount_in_minor_units=bool(value.get("amount_in_minor_units", False)),
         not_applied_when_true=_path(
             value.get("not_applied_when_true"), f"{where}.not_applied_when_true"
         ),
+        update_events=update_events,
+        status_words=MappingProxyType(status_words),
     )
 
 
@@ -152,6 +201,12 @@ def parse_entry(model: str, entry: Any, yml: Path) -> Source:
     signature = entry.get("signature") or {}
     if not signature.get("scheme"):
         raise CatalogueError(f"{where}.signature needs a scheme")
+    delivery = _delivery(entry.get("delivery"), f"{where}.delivery")
+    ignored = _names(entry.get("ignored_event_types"), f"{where}.ignored_event_types")
+    if delivery is not None:
+        mapped = sorted(set(ignored) & {*delivery.statuses, *delivery.update_events})
+        if mapped:
+            raise CatalogueError(f"{where}.ignored_event_types lists mapped names: {mapped}")
     return Source(
         name=str(entry["name"]),
         model=model,
@@ -163,8 +218,9 @@ def parse_entry(model: str, entry: Any, yml: Path) -> Source:
         event_id=_locator(entry.get("event_id"), f"{where}.event_id"),
         event_type=_locator(entry.get("event_type"), f"{where}.event_type"),
         restaurant=_locator(entry.get("restaurant"), f"{where}.restaurant"),
-        delivery=_delivery(entry.get("delivery"), f"{where}.delivery"),
+        delivery=delivery,
         yml=yml,
+        ignored_event_types=ignored,
     )
 
 

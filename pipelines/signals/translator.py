@@ -24,6 +24,7 @@ LAYER_BLURBS = {
     "intermediate": "Intermediate: reusable per-visit, per-order and per-line facts.",
     "workforce": "Workforce signal (for scheduling and kitchen partners).",
     "crm": "CRM signal (for reservations and guest-experience partners).",
+    "ops": "Operations: what the pipeline itself did with the events (for operators).",
 }
 
 

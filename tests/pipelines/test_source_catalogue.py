@@ -94,3 +94,74 @@ def test_a_status_outside_the_canonical_ones_is_refused() -> None:
     }
     with pytest.raises(CatalogueError, match="finished"):
         parse_entry("stg_x__order_events", entry, DOCS)
+
+
+def _platform_entry(**delivery: Any) -> dict[str, Any]:
+    return {
+        "name": "x",
+        "raw_table": "webhook_events",
+        "signature": {"scheme": "body_hmac_sha256_hex", "headers": ["x-sig"]},
+        "event_id": {"json": ["id"]},
+        "event_type": {"json": ["type"]},
+        "restaurant": {"json": ["store"]},
+        "delivery": {"order_status": ["order", "status"], "statuses": {"done": "delivered"}}
+        | delivery,
+    }
+
+
+def test_an_update_event_needs_status_words() -> None:
+    with pytest.raises(CatalogueError, match="update_events need"):
+        parse_entry("stg_x__order_events", _platform_entry(update_events=["updated"]), DOCS)
+
+
+def test_a_status_word_outside_the_canonical_statuses_is_refused() -> None:
+    entry = _platform_entry(update_events=["updated"], status_words={"gone": "vanished"})
+    with pytest.raises(CatalogueError, match="vanished"):
+        parse_entry("stg_x__order_events", entry, DOCS)
+
+
+def test_status_words_that_differ_only_by_case_are_refused() -> None:
+    entry = _platform_entry(
+        update_events=["updated"], status_words={"Done": "delivered", "done ": "delivered"}
+    )
+    with pytest.raises(CatalogueError, match="repeats a word"):
+        parse_entry("stg_x__order_events", entry, DOCS)
+
+
+def test_a_name_cannot_be_both_a_status_event_and_an_update() -> None:
+    entry = _platform_entry(update_events=["done"], status_words={"done": "delivered"})
+    with pytest.raises(CatalogueError, match="both"):
+        parse_entry("stg_x__order_events", entry, DOCS)
+
+
+def test_an_ignored_name_cannot_be_mapped() -> None:
+    entry = _platform_entry() | {"ignored_event_types": ["done"]}
+    with pytest.raises(CatalogueError, match="ignored_event_types lists mapped"):
+        parse_entry("stg_x__order_events", entry, DOCS)
+
+
+def test_status_words_are_kept_lower_case_and_trimmed() -> None:
+    entry = _platform_entry(update_events=["updated"], status_words={" Ready ": "ready"})
+    delivery = parse_entry("stg_x__order_events", entry, DOCS).delivery
+    assert delivery is not None and dict(delivery.status_words) == {"ready": "ready"}
+    assert delivery.update_events == ("updated",)
+
+
+# The delivery-platform brief's event names (issue 11); each must be mapped by name or be
+# a generic update whose status comes from the order's status word.
+BRIEF_NAMES = {
+    "careem": ["order.created", "order.updated", "order.cancelled", "order.delivered"],
+    "talabat": ["order_created", "order_confirmed", "order_cancelled", "order_delivered"],
+    "deliveroo": ["order_created", "order_acknowledged", "order_cancelled", "order_delivered"],
+    "jahez": ["order_received", "order_confirmed", "order_cancelled", "order_delivered"],
+}
+
+
+def test_every_name_of_the_brief_is_in_the_vocabulary() -> None:
+    from partner_signals.catalogue.sources import source
+
+    for platform, names in BRIEF_NAMES.items():
+        delivery = source(platform).delivery
+        assert delivery is not None
+        for name in names:
+            assert name in delivery.statuses or name in delivery.update_events, (platform, name)

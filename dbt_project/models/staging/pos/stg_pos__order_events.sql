@@ -1,5 +1,6 @@
 -- POS order and table events, typed. POS event names are already canonical; unknown
--- types keep event_type null and are dropped by canonical_events.
+-- types keep event_type null, are left out of canonical_events and counted in
+-- marts.unmapped_events.
 with
 
 source as (
@@ -73,7 +74,10 @@ typed as (
 
 final as (
 
-    select * from typed
+    select
+        *,
+        {{ unmapped_reason('event_type') }} as unmapped_reason
+    from typed
 
 )
 

@@ -115,7 +115,10 @@ typed as (
 
 final as (
 
-    select * from typed
+    select
+        *,
+        {{ unmapped_reason('event_type') }} as unmapped_reason
+    from typed
 
 )
 
