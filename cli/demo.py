@@ -444,7 +444,8 @@ def describe_push(payload: Any) -> tuple[str, str, str]:
         if seconds is not None:
             what += f", {float(seconds) / 60:.1f} min to pay"
         return kind, restaurant, what
-    return kind, restaurant, f"order {payload.get('order_id')} at {payload.get('occurred_at')}"
+    at = str(payload.get("occurred_at") or "")[:19].replace("T", " ")
+    return kind, restaurant, f"order {payload.get('order_id')} at {at} UTC"
 
 
 def api_summary(answer: Mapping[str, Any]) -> str:
@@ -544,7 +545,7 @@ def show_pushes(
         if kinds.get(kind, 0) >= 3:
             continue
         kinds[kind] = kinds.get(kind, 0) + 1
-        table.add_row(push.webhook_id[:40], *describe_push(push.payload))
+        table.add_row(push.webhook_id, *describe_push(push.payload))
     console.print(table)
     return bool(verified) and len(verified) == len(received)
 

@@ -102,6 +102,17 @@ def test_an_answer_and_a_push_read_in_a_line() -> None:
         "value": {"time_to_pay_seconds": 150},
     }
     assert describe_push(signal) == ("signal.time_to_pay", "nyc", "key o-1 v1, 2.5 min to pay")
+    event = {
+        "type": "order.bill_requested",
+        "restaurant_id": "nyc",
+        "order_id": "o-7",
+        "occurred_at": "2026-11-24T00:12:03.250000+00:00",
+    }
+    assert describe_push(event) == (
+        "order.bill_requested",
+        "nyc",
+        "order o-7 at 2026-11-24 00:12:03 UTC",
+    )
 
 
 def signed_push(
