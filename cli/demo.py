@@ -1,38 +1,80 @@
-"""`make demo`: a synthetic service day sent through the real HTTP ingest path, then the signals."""
+"""`make demo`: synthetic service days sent through the real HTTP ingest path, then the signals,
+what is live now, a partner key and its API call, and pushes a local partner verified."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import secrets
+import shlex
 import sys
 import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import sqlalchemy as sa
 from rich.console import Console
 from rich.table import Table
 
+from cli.local_partner import LocalPartner
 from partner_signals.catalogue import signals as catalogue
 from partner_signals.catalogue import sources
 from partner_signals.db import get_engine
 from partner_signals.db.migrate import upgrade
 from partner_signals.processes import child_env, free_port, start, stop, uvicorn_cmd, wait_ready
 from partner_signals.providers.paypal import make_test_certificate
-from partner_signals.registry import add_restaurant, create_ingest_key, enable_integration
+from partner_signals.registry import (
+    add_restaurant,
+    create_ingest_key,
+    enable_adapter,
+    enable_integration,
+)
 from partner_signals.settings import Settings, get_settings
 from synthetic import (
-    DEMO_RESTAURANTS,
+    CURRENCY_DECIMALS,
+    WORLD,
     Delivery,
     RestaurantSpec,
-    service_day,
+    in_service,
+    service_days_until,
     signed_headers,
 )
 
 console = Console(width=None if sys.stdout.isatty() else 110)
 CONCURRENCY = 32
+# `partner-signals serve`'s partner API port (cli/main.py), for the printed curl.
+SERVE_API_PORT = 8001
+# What the demo's local partner subscribes to: "time-to-pay started" and the time-to-pay
+# values, a CRM partner's pair, for one restaurant: a few hundred pushes, not thousands.
+DEMO_PUSH_EVENTS = ("order.bill_requested",)
+DEMO_PUSH_SIGNALS = ("time_to_pay",)
+
+
+def pick_restaurants(
+    world: Sequence[RestaurantSpec], count: int | None, now: datetime
+) -> list[RestaurantSpec]:
+    """`count` restaurants of the world (all when None), those in the middle of a
+    service at `now` first, so even `--restaurants 1` shows a live one."""
+    ranked = sorted(world, key=lambda spec: in_service(spec, now) is None)
+    if count is None:
+        return list(world)
+    chosen = {spec.restaurant_id for spec in ranked[: max(1, count)]}
+    return [spec for spec in world if spec.restaurant_id in chosen]
+
+
+def local_clock(spec: RestaurantSpec, now: datetime) -> str:
+    """The restaurant's wall clock at `now` and where it is in its day."""
+    local = now.astimezone(ZoneInfo(spec.timezone))
+    service = in_service(spec, now)
+    if service is None:
+        return f"{local:%H:%M}, not in service"
+    return f"{local:%H:%M}, in service until {service[1]:%H:%M}"
 
 
 def register(
@@ -144,6 +186,18 @@ async def send_all(
     return outcomes
 
 
+def restaurant_sql() -> str:
+    """The restaurant of a raw webhook row, where each source's catalogue entry says it is.
+    PayPal's custom_id carries "restaurant:order"; an id never holds ':', so the part
+    before one is the restaurant for every source."""
+    cases = " ".join(
+        f"when '{s.name}' then body::jsonb #>> '{{{','.join(s.restaurant.json)}}}'"
+        for s in sources.sources()
+        if s.is_webhook and s.restaurant.json
+    )
+    return f"split_part(case source {cases} end, ':', 1)"
+
+
 def landed_table(engine: sa.Engine, companies: list[str]) -> Table:
     table = Table(title="What landed in raw.*")
     for col in ("restaurant", "source", "events"):
@@ -151,18 +205,11 @@ def landed_table(engine: sa.Engine, companies: list[str]) -> Table:
     with engine.connect() as conn:
         rows = conn.execute(
             sa.text(
-                """
+                f"""
                 select restaurant_id, 'pos' as source, count(*) from raw.order_events
                 where company_id = any(:c) group by 1, 2
                 union all
-                select coalesce(
-                    body::jsonb #>> '{data,object,metadata,restaurant_id}',
-                    split_part(body::jsonb #>> '{resource,custom_id}', ':', 1),
-                    body::jsonb #>> '{order,store_id}',
-                    body::jsonb #>> '{order,vendorCode}',
-                    body::jsonb #>> '{body,order,location_id}',
-                    body::jsonb ->> 'branch_id'),
-                    source, count(*)
+                select {restaurant_sql()}, source, count(*)
                 from raw.webhook_events where company_id = any(:c) group by 1, 2
                 order by 1, 2
                 """
@@ -194,14 +241,54 @@ def _minutes(seconds: object) -> str:
     return "" if seconds is None else f"{float(seconds) / 60:.1f} min"  # type: ignore[arg-type]
 
 
-def show_figure(value: object, fmt: str) -> str:
+def show_money(value: object, currencies: Sequence[str]) -> str:
+    """An amount with its currency, in that currency's decimals ("1,234.50 AED",
+    "12.345 KWD"). A figure over several currencies is no amount at all: it says so."""
+    if len(currencies) > 1:
+        return "mixed " + "+".join(currencies)
+    amount = Decimal(str(value or 0))
+    if not currencies:
+        return "" if not amount else f"{amount:,.2f} (no currency)"
+    currency = currencies[0]
+    return f"{amount:,.{CURRENCY_DECIMALS.get(currency, 2)}f} {currency}"
+
+
+def totals_by_currency(
+    amounts: Iterable[tuple[str, object]], currencies: Mapping[str, Sequence[str]]
+) -> dict[str, Decimal]:
+    """Per currency, the sum of per-restaurant amounts (restaurant, amount): each adds to
+    its own currency, never to another's; a restaurant of several currencies adds to none."""
+    totals: dict[str, Decimal] = {}
+    for restaurant, value in amounts:
+        known = currencies.get(restaurant, ())
+        if len(known) == 1 and value is not None:
+            totals[known[0]] = totals.get(known[0], Decimal(0)) + Decimal(str(value))
+    return dict(sorted(totals.items()))
+
+
+def show_figure(value: object, fmt: str, currencies: Sequence[str] = ()) -> str:
     if fmt == "minutes":
         return _minutes(value)
     if fmt == "decimal":
         return "" if value is None else f"{float(value):.1f}"  # type: ignore[arg-type]
     if fmt == "money":
-        return f"{value or 0:,.0f}"
+        return show_money(value, currencies)
     return f"{value or 0:,}"
+
+
+def restaurant_currencies(engine: sa.Engine, companies: list[str]) -> dict[str, tuple[str, ...]]:
+    """Each restaurant's currencies, as its events state them (payments and platform
+    orders carry one): the unit of its money figures."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "select restaurant_id, array_agg(distinct currency order by currency) "
+                "from canonical.canonical_events where company_id = any(:c) "
+                "and currency is not null group by 1"
+            ),
+            {"c": companies},
+        ).all()
+    return {str(row[0]): tuple(str(c).upper() for c in row[1]) for row in rows}
 
 
 GROUP_TITLES = {
@@ -210,8 +297,11 @@ GROUP_TITLES = {
 }
 
 
-def signals_tables(engine: sa.Engine, companies: list[str]) -> list[Table]:
-    """One table per signal group (workforce, crm), a column per headline figure."""
+def signals_tables(
+    engine: sa.Engine, companies: list[str], currencies: Mapping[str, Sequence[str]]
+) -> tuple[list[Table], dict[str, dict[str, Decimal]]]:
+    """One table per signal group (workforce, crm), a column per headline figure, money
+    in each restaurant's currency; and each money figure's totals per currency."""
     figures = [(s.group, h) for s in catalogue.signals() for h in s.headline]
     groups = list(dict.fromkeys(group for group, _ in figures))
     tables = {g: Table(title=GROUP_TITLES.get(g, f"{g} signals per restaurant")) for g in groups}
@@ -219,14 +309,50 @@ def signals_tables(engine: sa.Engine, companies: list[str]) -> list[Table]:
         table.add_column("restaurant", justify="left")
     for group, headline in figures:
         tables[group].add_column(headline.label, justify="right")
+    money: dict[str, list[tuple[str, object]]] = {
+        h.label: [] for _, h in figures if h.format == "money"
+    }
     with engine.connect() as conn:
         for row in conn.execute(sa.text(signals_sql()), {"c": companies}):
-            cells: dict[str, list[str]] = {g: [str(row[0])] for g in groups}
+            restaurant = str(row[0])
+            units = currencies.get(restaurant, ())
+            cells: dict[str, list[str]] = {g: [restaurant] for g in groups}
             for (group, headline), value in zip(figures, row[1:], strict=True):
-                cells[group].append(show_figure(value, headline.format))
+                cells[group].append(show_figure(value, headline.format, units))
+                if headline.format == "money":
+                    money[headline.label].append((restaurant, value))
             for group, values in cells.items():
                 tables[group].add_row(*values)
-    return list(tables.values())
+    totals = {label: totals_by_currency(rows, currencies) for label, rows in money.items()}
+    return list(tables.values()), totals
+
+
+NOW_SQL = """
+select r.restaurant_id,
+    (select count(*) from marts.current_occupied_tables o where o.restaurant_id = r.restaurant_id),
+    (select count(*) from marts.current_active_orders a where a.restaurant_id = r.restaurant_id),
+    (select count(*) from marts.current_open_bills b where b.restaurant_id = r.restaurant_id)
+from ops.restaurants r
+where r.company_id = any(:c)
+order by r.restaurant_id
+"""
+
+
+def now_table(engine: sa.Engine, specs: Sequence[RestaurantSpec], now: datetime) -> Table:
+    """What the partner API's "now" answers: the live views over every landed event."""
+    table = Table(title=f"Now ({now:%H:%M} UTC): the live views, as the partner API serves them")
+    for col in ("restaurant", "local time", "tables now", "active orders", "open bills"):
+        table.add_column(col, justify="left" if col in ("restaurant", "local time") else "right")
+    by_id = {spec.restaurant_id: spec for spec in specs}
+    companies = sorted({spec.company_id for spec in specs})
+    with engine.connect() as conn:
+        for restaurant, tables_now, active, bills in conn.execute(
+            sa.text(NOW_SQL), {"c": companies}
+        ):
+            spec = by_id.get(str(restaurant))
+            clock = local_clock(spec, now) if spec else ""
+            table.add_row(str(restaurant), clock, str(tables_now), str(active), str(bills))
+    return table
 
 
 def show_exports(settings: Settings) -> None:
@@ -255,7 +381,151 @@ def show_exports(settings: Settings) -> None:
     console.print(table)
 
 
-def run_demo(*, restaurants: int = 5, seed: int = 7) -> int:
+def new_whsec() -> str:
+    """A Standard Webhooks signing secret: whsec_ and base64 of 24 random bytes."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+def connect_partner(settings: Settings, spec: RestaurantSpec, url: str, secret: str) -> None:
+    """Enable the generic webhook adapter for one restaurant toward the local partner,
+    through the registry's generic enable (plan, config and secret checked), before the
+    signals are materialized, so whatever fills the outbox sees it."""
+    with get_engine(settings).begin() as conn:
+        enable_adapter(
+            conn,
+            key=settings.master_key(),
+            company_id=spec.company_id,
+            adapter="webhook",
+            secrets={"secrets": [secret]},
+            config={
+                "url": url,
+                "events": list(DEMO_PUSH_EVENTS),
+                "signals": list(DEMO_PUSH_SIGNALS),
+            },
+            restaurant_id=spec.restaurant_id,
+        )
+
+
+def describe_push(payload: Any) -> tuple[str, str, str]:
+    """(type, restaurant, what) of one pushed message, for the demo's table."""
+    if not isinstance(payload, dict):
+        return "", "", ""
+    kind = str(payload.get("type", ""))
+    restaurant = str(payload.get("restaurant_id", ""))
+    if "signal" in payload:
+        value = payload.get("value") or {}
+        seconds = value.get("time_to_pay_seconds") if isinstance(value, dict) else None
+        what = f"key {payload.get('key')} v{payload.get('version')}"
+        if seconds is not None:
+            what += f", {float(seconds) / 60:.1f} min to pay"
+        return kind, restaurant, what
+    at = str(payload.get("occurred_at") or "")[:19].replace("T", " ")
+    return kind, restaurant, f"order {payload.get('order_id')} at {at} UTC"
+
+
+def api_summary(answer: Mapping[str, Any]) -> str:
+    """One line on a /workforce answer: what is live now, and how many rows per signal."""
+    live = answer.get("now") or {}
+    history = ", ".join(
+        f"{len(rows)} {name} rows" for name, rows in answer.items() if isinstance(rows, list)
+    )
+    return (
+        f"as of {answer.get('as_of')}: {len(live.get('occupied_tables') or [])} tables occupied, "
+        f"{len(live.get('active_orders') or [])} orders active now; {history}"
+    )
+
+
+def curl_command(key: str, restaurant_id: str, port: int = SERVE_API_PORT) -> str:
+    url = f"http://127.0.0.1:{port}/v1/restaurants/{restaurant_id}/workforce?window=90m"
+    return f"curl -s -H {shlex.quote(f'Authorization: Bearer {key}')} {shlex.quote(url)}"
+
+
+def ask_partner_api(settings: Settings, key: str, restaurant_id: str) -> str:
+    """The printed request, answered by the partner API started for a moment."""
+    port = free_port()
+    proc = start(
+        uvicorn_cmd("api.app:app", host="127.0.0.1", port=port, workers=1), child_env(settings)
+    )
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/readyz", proc)
+        response = httpx.get(
+            f"http://127.0.0.1:{port}/v1/restaurants/{restaurant_id}/workforce",
+            params={"window": "90m"},
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=30,
+        )
+    finally:
+        stop(proc)
+    if response.status_code != 200:
+        return f"HTTP {response.status_code}: {response.text[:200]}"
+    return f"HTTP 200, {api_summary(response.json())}"
+
+
+def show_partner_side(
+    settings: Settings, specs: Sequence[RestaurantSpec], showcase: RestaurantSpec
+) -> None:
+    """Section 6: the companies, a partner key, and the API call a partner makes."""
+    console.print("[bold]6. The partner API[/bold]")
+    by_company: dict[str, list[str]] = {}
+    for spec in specs:
+        by_company.setdefault(spec.company_id, []).append(f"{spec.restaurant_id} ({spec.currency})")
+    for company, restaurants in sorted(by_company.items()):
+        console.print(f"   company [cyan]{company}[/cyan]: {', '.join(restaurants)}")
+    from api.keys import create_partner_key
+
+    scopes = sorted({catalogue.route_scope(route) for route in catalogue.ROUTES})
+    with get_engine(settings).begin() as conn:
+        key = create_partner_key(
+            conn, company_id=showcase.company_id, scopes=scopes, name="demo partner"
+        )
+    console.print(
+        f"   partner key for {showcase.company_id} ({', '.join(scopes)}), shown once, stored "
+        f"hashed:\n   {key}"
+    )
+    console.print(
+        f"   once `partner-signals serve` runs (partner API on :{SERVE_API_PORT}):\n"
+        f"   {curl_command(key, showcase.restaurant_id)}",
+        soft_wrap=True,
+    )
+    console.print(
+        f"   the same request now: {ask_partner_api(settings, key, showcase.restaurant_id)}"
+    )
+
+
+def show_pushes(
+    settings: Settings, engine: sa.Engine, partner: LocalPartner, showcase: RestaurantSpec
+) -> bool:
+    """Section 7: deliver what is due with the one-shot worker (as `partner-signals
+    deliveries run` does) and show what the local partner received and verified."""
+    from partner_signals.pushes.worker import deliver_due_sync
+
+    summary = deliver_due_sync(engine, key=settings.master_key(), company_id=showcase.company_id)
+    received = partner.snapshot()
+    verified = [r for r in received if r.verified]
+    console.print(
+        f"[bold]7. Pushes[/bold]: the webhook adapter for {showcase.restaurant_id} "
+        f"({', '.join(DEMO_PUSH_EVENTS + tuple(f'signal.{s}' for s in DEMO_PUSH_SIGNALS))}) "
+        f"toward a local partner at {partner.url}; worker: {summary.line()}"
+    )
+    console.print(
+        f"   the partner received {len(received)} pushes: {len(verified)} verified with the "
+        f"standardwebhooks library, {len(received) - len(verified)} refused"
+    )
+    table = Table(title="A few pushes the local partner verified")
+    for col in ("webhook-id", "type", "restaurant", "what"):
+        table.add_column(col)
+    kinds: dict[str, int] = {}
+    for push in verified:
+        kind = push.event_type
+        if kinds.get(kind, 0) >= 3:
+            continue
+        kinds[kind] = kinds.get(kind, 0) + 1
+        table.add_row(push.webhook_id, *describe_push(push.payload))
+    console.print(table)
+    return bool(verified) and len(verified) == len(received)
+
+
+def run_demo(*, restaurants: int | None = None, seed: int = 7) -> int:
     settings = get_settings()
     started = time.monotonic()
     console.print(
@@ -268,21 +538,24 @@ def run_demo(*, restaurants: int = 5, seed: int = 7) -> int:
     )
     engine = get_engine(settings)
     upgrade(engine)
-    specs = list(DEMO_RESTAURANTS[: max(1, min(restaurants, len(DEMO_RESTAURANTS)))])
+    now = datetime.now(UTC)
+    specs = pick_restaurants(WORLD, restaurants, now)
     webhook_secrets, keys, paypal_key = register(settings, specs)
 
-    now = datetime.now(UTC)
-    today = now.date()
-    deliveries = service_day(specs, today - timedelta(days=1), seed=seed) + service_day(
-        specs, today, seed=seed + 1, until=now
-    )
-    deliveries.sort(key=lambda d: d.send_at)
+    # Each restaurant's own yesterday and today, by its clock, up to now: the services
+    # under way have tables seated, orders in the kitchen and bills open.
+    deliveries = service_days_until(specs, now, days=2, seed=seed)
     by_source = Counter(d.source for d in deliveries)
+    live = [spec for spec in specs if in_service(spec, now) is not None]
     console.print(
-        f"[bold]2. Synthetic service days[/bold]: {len(specs)} restaurants, yesterday and today "
-        f"until now, {len(deliveries):,} requests ("
+        f"[bold]2. Synthetic service days[/bold]: {len(specs)} restaurants, each one's yesterday "
+        f"and today until now by its own clock, {len(deliveries):,} requests ("
         + ", ".join(f"{k} {v:,}" for k, v in sorted(by_source.items()))
         + ")"
+    )
+    console.print(
+        f"   in service now ({now:%H:%M} UTC): "
+        + (", ".join(f"{s.restaurant_id} ({local_clock(s, now)})" for s in live) or "none")
     )
 
     port = free_port()
@@ -303,16 +576,31 @@ def run_demo(*, restaurants: int = 5, seed: int = 7) -> int:
         f"({len(deliveries) / elapsed:,.0f} events/s; webhooks one a request, POS in batches): "
         + ", ".join(f"{k} {v:,}" for k, v in sorted(outcomes.items()))
     )
-    console.print(landed_table(engine, sorted(keys)))
+    companies = sorted(keys)
+    console.print(landed_table(engine, companies))
 
     code = 0 if set(outcomes) <= {"accepted", "duplicate"} else 1
     from pipelines.run import materialize_all  # here: Dagster takes seconds to import
 
-    console.print("[bold]4. Materializing the signals through Dagster[/bold]")
-    if not materialize_all(settings, console=console, log_level="WARNING", quiet=True):
-        code = 1
-    for table in signals_tables(engine, sorted(keys)):
-        console.print(table)
-    show_exports(settings)
+    showcase = (live or specs)[0]
+    with LocalPartner(new_whsec()) as partner:
+        connect_partner(settings, showcase, partner.url, partner.secret)
+        console.print("[bold]4. Materializing the signals through Dagster[/bold]")
+        if not materialize_all(settings, console=console, log_level="WARNING", quiet=True):
+            code = 1
+        currencies = restaurant_currencies(engine, companies)
+        tables, totals = signals_tables(engine, companies, currencies)
+        for table in tables:
+            console.print(table)
+        for label, per_currency in totals.items():
+            console.print(
+                f"   {label}, per currency (never added across currencies): "
+                + " · ".join(show_money(v, (c,)) for c, v in per_currency.items())
+            )
+        console.print(now_table(engine, specs, datetime.now(UTC)))
+        show_exports(settings)
+        show_partner_side(settings, specs, showcase)
+        if not show_pushes(settings, engine, partner, showcase):
+            code = 1
     console.print(f"demo finished in {time.monotonic() - started:.0f} s")
     return code

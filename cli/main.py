@@ -79,10 +79,14 @@ def ingest(
 
 @app.command("demo")
 def demo(
-    restaurants: Annotated[int, typer.Option(help="How many demo restaurants (max 5)")] = 5,
-    seed: Annotated[int, typer.Option(help="Random seed of the synthetic day")] = 7,
+    restaurants: Annotated[
+        int | None,
+        typer.Option(help="How many restaurants of the demo world (default all, in service first)"),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed of the synthetic days")] = 7,
 ) -> None:
-    """Load a synthetic service day through the real ingest path, then show what landed."""
+    """Load synthetic service days through the real ingest path, show the signals, what is
+    live now, a partner key and its API call, and pushes a local partner verified."""
     _quiet_tools()
     from cli.demo import run_demo
 

@@ -79,6 +79,40 @@ def service_day(
     ]
 
 
+def service_days_until(
+    restaurants: Iterable[RestaurantSpec],
+    now: datetime,
+    *,
+    days: int = 2,
+    seed: int = 0,
+    duplicate_rate: float = 0.03,
+    late_rate: float = 0.05,
+) -> list[Delivery]:
+    """Each restaurant's last `days` service days as its own clock counts them (its
+    local today and the days before), sent up to `now`: what has landed by now, with
+    the services under way still open. In sending order."""
+    if now.utcoffset() is None:
+        raise ValueError("now must be timezone-aware")
+    if days < 1:
+        raise ValueError("days must be at least 1")
+    by_local_date: dict[date, list[RestaurantSpec]] = {}
+    for spec in restaurants:
+        by_local_date.setdefault(now.astimezone(ZoneInfo(spec.timezone)).date(), []).append(spec)
+    out: list[Delivery] = []
+    for local_today, specs in sorted(by_local_date.items()):
+        for back in range(days - 1, -1, -1):
+            out += service_day(
+                specs,
+                local_today - timedelta(days=back),
+                seed=seed,
+                until=now,
+                duplicate_rate=duplicate_rate,
+                late_rate=late_rate,
+            )
+    out.sort(key=lambda d: d.send_at)
+    return out
+
+
 def signed_headers(
     delivery: Delivery, secret: str, *, now: float, paypal_webhook_id: str = ""
 ) -> dict[str, str]:
@@ -267,7 +301,8 @@ class RestaurantDay:
     # ---- delivery platforms
 
     def _platform_orders(self, platform: str, t0: float, t1: float) -> None:
-        for t in self._arrivals(t0, t1 - 15 * _MINUTE, 1.1):
+        rate = platforms.SHAPES[platform].habits.orders_per_hour
+        for t in self._arrivals(t0, t1 - 15 * _MINUTE, rate):
             self._platform_order(platform, t)
 
     def _platform_order(self, platform: str, t: float) -> None:
@@ -311,8 +346,18 @@ class RestaurantDay:
 
     # ---- what the source modules use: the sender, amounts, clocks, ids
 
-    def emit(self, source: str, event_id: str, event_type: str, t: float, body: bytes) -> None:
-        """Queue one request; `t` is the time the body states."""
+    def emit(
+        self,
+        source: str,
+        event_id: str,
+        event_type: str,
+        t: float,
+        body: bytes,
+        *,
+        redelivers: bool = True,
+    ) -> None:
+        """Queue one request; `t` is the time the body states. A sender that `redelivers`
+        sometimes sends it again (a lost acknowledgement); one that does not, never."""
         s = self.sender
         send = t + 0.05 + 1.95 * s.random()
         if s.random() < self.late_rate:
@@ -320,7 +365,7 @@ class RestaurantDay:
             send += 30 + s.expovariate(1 / 240)
         row = (send, t, source, self.company_id, self.restaurant_id, event_id, event_type, body)
         self.rows.append(row)
-        if s.random() < self.duplicate_rate:
+        if redelivers and s.random() < self.duplicate_rate:
             # senders retry when an acknowledgement is lost: mostly soon, sometimes hours on
             r = s.random()
             if r < 0.6:

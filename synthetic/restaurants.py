@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import time
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Final, Literal
 from zoneinfo import ZoneInfo
 
 from partner_signals import ids
-from synthetic.platforms import DELIVERY_PLATFORMS
+from synthetic.platforms import DELIVERY_PLATFORMS, DIRECT_PLATFORMS
 
 Course = Literal["drink", "starter", "main", "dessert"]
 
@@ -22,6 +22,7 @@ LUNCH_AND_DINNER: Final[tuple[tuple[time, time], ...]] = (
 # Stripe's own minor units: the Gulf dinars have three decimals.
 CURRENCY_DECIMALS: Final[Mapping[str, int]] = {
     "AED": 2,
+    "AUD": 2,
     "BHD": 3,
     "EGP": 2,
     "EUR": 2,
@@ -30,6 +31,7 @@ CURRENCY_DECIMALS: Final[Mapping[str, int]] = {
     "OMR": 3,
     "QAR": 2,
     "SAR": 2,
+    "SGD": 2,
     "USD": 2,
 }
 # The core's one id rule, compiled (tests match generated ids against it).
@@ -64,7 +66,7 @@ class RestaurantSpec:
     seats_per_table: int = 4
     menu: tuple[MenuItem, ...] = ()
     services: tuple[tuple[time, time], ...] = LUNCH_AND_DINNER
-    delivery_platforms: tuple[str, ...] = DELIVERY_PLATFORMS
+    delivery_platforms: tuple[str, ...] = DIRECT_PLATFORMS
 
     def __post_init__(self) -> None:
         for label, value in (
@@ -101,6 +103,8 @@ def _menu(
     return tuple(items)
 
 
+# The Gulf, Cairo and London, with the direct delivery platforms: the tests' day and the
+# benchmarks' restaurants are cloned from these (the demo runs the whole WORLD below).
 DEMO_RESTAURANTS: Final[tuple[RestaurantSpec, ...]] = (
     RestaurantSpec(
         company_id="oasis-dining",
@@ -217,6 +221,135 @@ DEMO_RESTAURANTS: Final[tuple[RestaurantSpec, ...]] = (
         ),
     ),
 )
+
+# Across the Americas and Asia-Pacific, so that whenever the demo runs some restaurant is
+# in the middle of a service (tests/synthetic/test_restaurants.py checks every quarter
+# hour of a winter and a summer day). They take delivery orders through Deliverect, the
+# aggregator, as restaurants there commonly do, instead of direct platform webhooks.
+AROUND_THE_CLOCK: Final[tuple[RestaurantSpec, ...]] = (
+    RestaurantSpec(
+        company_id="albion-kitchens",
+        restaurant_id="nyc-west-village",
+        name="Albion Kitchen, West Village",
+        timezone="America/New_York",
+        currency="USD",
+        tables=14,
+        services=((time(11, 30), time(15)), (time(17), time(23))),
+        delivery_platforms=("deliverect",),
+        menu=_menu(
+            "USD",
+            [
+                ("cold-brew", "Cold brew", "drink", "6.00", 1.5, 0.3),
+                ("clam-chowder", "Clam chowder", "starter", "12.00", 3.0, 0.3),
+                ("wedge-salad", "Wedge salad", "starter", "14.00", 4.0, 0.25),
+                ("burger", "Dry-aged burger", "main", "24.00", 9.0, 0.2),
+                ("fish-chips", "Fish & chips", "main", "26.00", 10.0, 0.2),
+                ("steak-frites", "Steak frites", "main", "42.00", 15.0, 0.25),
+                ("roast-chicken", "Half roast chicken", "main", "32.00", 16.0, 0.2),
+                ("sticky-toffee", "Sticky toffee pudding", "dessert", "12.00", 5.0, 0.3),
+                ("cheesecake", "Cheesecake", "dessert", "11.00", 2.0, 0.3),
+            ],
+        ),
+    ),
+    RestaurantSpec(
+        company_id="pacific-table",
+        restaurant_id="lax-silver-lake",
+        name="Pacific Table, Silver Lake",
+        timezone="America/Los_Angeles",
+        currency="USD",
+        tables=12,
+        delivery_platforms=("deliverect",),
+        menu=_menu(
+            "USD",
+            [
+                ("horchata", "Horchata", "drink", "5.00", 1.5, 0.3),
+                ("guacamole", "Guacamole", "starter", "13.00", 3.0, 0.3),
+                ("aguachile", "Shrimp aguachile", "starter", "17.00", 5.0, 0.25),
+                ("fish-tacos", "Baja fish tacos", "main", "19.00", 8.0, 0.2),
+                ("poke-bowl", "Poke bowl", "main", "21.00", 6.0, 0.25),
+                ("burger", "Smash burger", "main", "18.00", 9.0, 0.2),
+                ("carne-asada", "Carne asada", "main", "34.00", 15.0, 0.25),
+                ("churros", "Churros", "dessert", "9.00", 5.0, 0.3),
+            ],
+        ),
+    ),
+    RestaurantSpec(
+        company_id="pacific-table",
+        restaurant_id="syd-surry-hills",
+        name="Pacific Table, Surry Hills",
+        timezone="Australia/Sydney",
+        currency="AUD",
+        tables=14,
+        delivery_platforms=("deliverect",),
+        menu=_menu(
+            "AUD",
+            [
+                ("flat-white", "Flat white", "drink", "5.50", 2.0, 0.3),
+                ("burrata", "Burrata", "starter", "22.00", 4.0, 0.25),
+                ("kingfish", "Kingfish crudo", "starter", "26.00", 5.0, 0.25),
+                ("barramundi", "Barramundi", "main", "39.00", 12.0, 0.2),
+                ("lamb-shoulder", "Slow lamb shoulder", "main", "46.00", 14.0, 0.2),
+                ("burger", "Wagyu burger", "main", "29.00", 9.0, 0.2),
+                ("gnocchi", "Gnocchi", "main", "32.00", 10.0, 0.2),
+                ("pavlova", "Pavlova", "dessert", "16.00", 3.0, 0.3),
+                ("lamington", "Lamington", "dessert", "12.00", 2.0, 0.3),
+            ],
+        ),
+    ),
+    RestaurantSpec(
+        company_id="pacific-table",
+        restaurant_id="sin-tanjong-pagar",
+        name="Pacific Table, Tanjong Pagar",
+        timezone="Asia/Singapore",
+        currency="SGD",
+        tables=12,
+        # All day, kitchen open through the afternoon, as many Singapore places are.
+        services=((time(11), time(23)),),
+        delivery_platforms=("deliverect",),
+        menu=_menu(
+            "SGD",
+            [
+                ("kopi", "Kopi", "drink", "4.50", 1.5, 0.3),
+                ("satay", "Chicken satay", "starter", "14.00", 6.0, 0.25),
+                ("popiah", "Popiah", "starter", "10.00", 4.0, 0.3),
+                ("laksa", "Laksa", "main", "18.00", 7.0, 0.25),
+                ("chicken-rice", "Hainanese chicken rice", "main", "16.00", 5.0, 0.25),
+                ("chilli-crab", "Chilli crab", "main", "68.00", 18.0, 0.2),
+                ("char-kway-teow", "Char kway teow", "main", "17.00", 6.0, 0.25),
+                ("chendol", "Chendol", "dessert", "8.00", 2.0, 0.3),
+            ],
+        ),
+    ),
+)
+# The demo's world: the five above, and the four that keep it in service at any hour.
+WORLD: Final[tuple[RestaurantSpec, ...]] = DEMO_RESTAURANTS + AROUND_THE_CLOCK
+
+# How long after a service opens it counts as under way: the first tables are seated and
+# ordering, bills start to come (the first party is seated within about 25 minutes).
+SETTLED_IN: Final = timedelta(minutes=45)
+
+
+def in_service(spec: RestaurantSpec, now: datetime) -> tuple[datetime, datetime] | None:
+    """The service `spec` is in the middle of at `now` (its local start and end), or
+    None: open for at least SETTLED_IN and not yet over (guests seated before the end
+    stay past it, so its last minutes count)."""
+    if now.utcoffset() is None:
+        raise ValueError("now must be timezone-aware")
+    tz = ZoneInfo(spec.timezone)
+    local = now.astimezone(tz).date()
+    for day in (local - timedelta(days=1), local):
+        for start, end in spec.services:
+            opened = datetime.combine(day, start, tzinfo=tz)
+            closes = datetime.combine(day + timedelta(days=1) if end <= start else day, end, tz)
+            if opened + SETTLED_IN <= now < closes:
+                return opened, closes
+    return None
+
+
+def serving(restaurants: Iterable[RestaurantSpec], now: datetime) -> list[RestaurantSpec]:
+    """The restaurants in the middle of a service at `now`."""
+    return [spec for spec in restaurants if in_service(spec, now) is not None]
+
 
 # An order's lines: each dish once, with its quantity.
 Lines = list[tuple[MenuItem, int]]

@@ -8,12 +8,12 @@ from typing import Any
 
 import orjson
 
-from synthetic import CURRENCY_DECIMALS, DEMO_RESTAURANTS, Delivery
+from synthetic import CURRENCY_DECIMALS, WORLD, Delivery
 
 DAY = date(2026, 11, 23)
 SEED = 7
-SPECS = {spec.restaurant_id: spec for spec in DEMO_RESTAURANTS}
-# 18:45 UTC: dinner is on in every demo restaurant, from London (18:45) to Dubai (22:45).
+SPECS = {spec.restaurant_id: spec for spec in WORLD}
+# 18:45 UTC: dinner is on from London (18:45) to Dubai (22:45), lunch in New York.
 MID_DINNER = datetime(2026, 11, 23, 18, 45, tzinfo=UTC)
 
 

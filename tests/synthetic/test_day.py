@@ -13,8 +13,16 @@ import orjson
 import pytest
 
 from partner_signals.providers import PROVIDERS, Credentials
-from synthetic import DEMO_RESTAURANTS, Delivery, RestaurantSpec, service_day, signed_headers
-from synthetic.platforms import NOT_GENERATED_YET
+from synthetic import (
+    DEMO_RESTAURANTS,
+    WORLD,
+    Delivery,
+    RestaurantSpec,
+    in_service,
+    service_day,
+    service_days_until,
+    signed_headers,
+)
 from tests.synthetic.days import DAY, MID_DINNER, SEED, SPECS, at, pos_events
 
 
@@ -24,7 +32,7 @@ def test_volume_per_restaurant_day(calm_day: list[Delivery]) -> None:
         per_restaurant[d.restaurant_id] += 1
     assert set(per_restaurant) == set(SPECS)
     assert all(300 <= n <= 3000 for n in per_restaurant.values()), per_restaurant
-    assert {d.source for d in calm_day} == {"pos", *PROVIDERS} - NOT_GENERATED_YET
+    assert {d.source for d in calm_day} == {"pos", *PROVIDERS}
 
 
 def test_webhooks_are_signed_and_name_their_event(
@@ -62,6 +70,7 @@ def test_webhooks_name_their_restaurant_where_the_docs_say(day: list[Delivery]) 
         "talabat": lambda p: p["order"]["vendorCode"],
         "deliveroo": lambda p: p["body"]["order"]["location_id"],
         "jahez": lambda p: p["branch_id"],
+        "deliverect": lambda p: p["location"],
     }
     for d in day:
         if d.source != "pos":
@@ -125,12 +134,15 @@ def test_event_ids_are_unique_and_look_like_the_senders(calm_day: list[Delivery]
             assert uuid.UUID(d.event_id).version == 4
         elif d.source == "stripe":
             assert d.event_id.startswith("evt_")
+        elif d.source == "deliverect":
+            # none sent: SHA-256 of orderId, status, timeStamp, as the catalogue derives it
+            assert len(d.event_id) == 64 and int(d.event_id, 16) >= 0
         else:
             assert d.event_id.startswith("WH-")
 
 
 def test_until_keeps_what_was_sent_and_leaves_clocks_open(day: list[Delivery]) -> None:
-    partial = service_day(DEMO_RESTAURANTS, DAY, seed=SEED, until=MID_DINNER)
+    partial = service_day(WORLD, DAY, seed=SEED, until=MID_DINNER)
     assert partial
     assert all(d.send_at <= MID_DINNER for d in partial)
     assert partial == [d for d in day if d.send_at <= MID_DINNER]
@@ -284,6 +296,86 @@ def test_occurred_at_is_the_time_the_body_states(day: list[Delivery]) -> None:
         "talabat": lambda p: datetime.fromisoformat(p["timestamp"]),
         "deliveroo": lambda p: datetime.fromisoformat(p["body"]["occurred_at"]),
         "jahez": lambda p: datetime.fromisoformat(p["timestamp"]),
+        "deliverect": lambda p: datetime.fromisoformat(p["timeStamp"]),
     }
     for d in day:
         assert stated[d.source](orjson.loads(d.body)) == d.occurred_at, d
+
+
+# Instants the demo may run at: late night in Europe, early morning, noon, evening.
+DEMO_INSTANTS = [
+    datetime(2026, 11, 24, 0, 30, tzinfo=UTC),
+    datetime(2026, 11, 24, 6, 0, tzinfo=UTC),
+    datetime(2026, 11, 24, 12, 0, tzinfo=UTC),
+    datetime(2026, 11, 24, 18, 0, tzinfo=UTC),
+]
+
+
+def open_now(deliveries: list[Delivery]) -> dict[str, dict[str, int]]:
+    """Per restaurant, what is open after everything sent: tables seated and not
+    cleared, orders created and neither paid nor cancelled, bills requested and unpaid."""
+    seated: dict[tuple[str, str], int] = defaultdict(int)
+    created: dict[str, set[str]] = defaultdict(set)
+    settled: dict[str, set[str]] = defaultdict(set)
+    bills: dict[str, set[str]] = defaultdict(set)
+    for e in pos_events(deliveries):
+        r = e["restaurant_id"]
+        match e["type"]:
+            case "table.seated":
+                seated[(r, e["table_id"])] += 1
+            case "table.cleared":
+                seated[(r, e["table_id"])] -= 1
+            case "order.created":
+                created[r].add(e["order_id"])
+            case "order.bill_requested":
+                bills[r].add(e["order_id"])
+            case "order.paid" | "order.cancelled":
+                settled[r].add(e["order_id"])
+    out: dict[str, dict[str, int]] = {}
+    for r in created:
+        out[r] = {
+            "tables": sum(1 for (rr, _), n in seated.items() if rr == r and n > 0),
+            "orders": len(created[r] - settled[r]),
+            "bills": len(bills[r] - settled[r]),
+        }
+    return out
+
+
+@pytest.mark.parametrize("now", DEMO_INSTANTS, ids=lambda t: f"{t:%H%M}Z")
+def test_the_days_up_to_now_leave_a_live_service_open_at_any_hour(now: datetime) -> None:
+    live = [s for s in WORLD if in_service(s, now)]
+    assert live, now
+    deliveries = service_days_until(live, now, days=2, seed=SEED)
+    assert deliveries and all(d.send_at <= now for d in deliveries)
+    assert [d.send_at for d in deliveries] == sorted(d.send_at for d in deliveries)
+    state = open_now(deliveries)
+    for spec in live:
+        assert state[spec.restaurant_id]["tables"] >= 2, (spec.restaurant_id, state)
+        assert state[spec.restaurant_id]["orders"] >= 2, (spec.restaurant_id, state)
+    # bills wait a few minutes each: across the live restaurants some are open now
+    assert sum(state[s.restaurant_id]["bills"] for s in live) >= 1, state
+
+
+def test_the_days_up_to_now_are_each_restaurants_own_days() -> None:
+    """At 00:30 UTC New York is at 19:30 the day before: its today is that day, and the
+    day before it is yesterday; Sydney is already on the day after."""
+    now = datetime(2026, 11, 24, 0, 30, tzinfo=UTC)
+    specs = {s.restaurant_id: s for s in WORLD}
+    picked = [specs["nyc-west-village"], specs["syd-surry-hills"]]
+    deliveries = service_days_until(picked, now, days=2, seed=SEED)
+    local_dates: dict[str, set[str]] = defaultdict(set)
+    for e in pos_events(deliveries):
+        spec = specs[e["restaurant_id"]]
+        local_dates[spec.restaurant_id].add(
+            at(e).astimezone(ZoneInfo(spec.timezone)).date().isoformat()
+        )
+    assert local_dates["nyc-west-village"] == {"2026-11-22", "2026-11-23"}
+    # Sydney (UTC+11) is at 11:30 on the 24th: yesterday's services, today's not yet open
+    assert local_dates["syd-surry-hills"] == {"2026-11-23"}
+
+
+def test_days_up_to_now_need_an_aware_now_and_a_day() -> None:
+    with pytest.raises(ValueError, match="aware"):
+        service_days_until(WORLD[:1], datetime(2026, 11, 24, 0, 30))
+    with pytest.raises(ValueError, match="days"):
+        service_days_until(WORLD[:1], DEMO_INSTANTS[0], days=0)
