@@ -160,8 +160,14 @@ def test_materialize_then_deliveries_run_pushes_and_writes_the_days_touched(
     }
     assert {f.format for f in files} == {"parquet", "csv"}
     # The outbox asset ran after the signals and filled ops.outbox; both positions are kept.
+    # The raw tables the run read were observed: their newest row and when it landed.
     with dg.DagsterInstance.get() as instance:
         assert instance.get_latest_materialization_event(OUTBOX_KEY) is not None
+        (observation,) = instance.fetch_observations(
+            dg.AssetKey(["raw", "order_events"]), limit=1
+        ).records
+        assert observation.asset_observation is not None
+        assert "newest_received_at" in observation.asset_observation.metadata
     queued = outbox_rows(world)
     assert queued > 0
     with world.engine.connect() as conn:
