@@ -201,9 +201,8 @@ def run_downstream(
                 summary.export_partitions.append(event.partition)
             if event.materialization is not None:
                 files = event.materialization.metadata.get("files")
-                summary.export_files = max(
-                    summary.export_files, int(files.value or 0) if files else 0
-                )
+                if files is not None and isinstance(files.value, int):
+                    summary.export_files = max(summary.export_files, files.value)
     return summary
 
 

@@ -67,9 +67,7 @@ def signal_files(
     )
 
 
-export_job = dg.define_asset_job(
-    EXPORT_JOB_NAME, selection=[signal_files.key], partitions_def=daily
-)
+export_job = dg.define_asset_job(EXPORT_JOB_NAME, selection=[signal_files.key])
 
 
 @dg.schedule(

@@ -64,7 +64,7 @@ def fill_outbox(engine: sa.Engine, *, now: datetime, recheck_signals: bool) -> O
     with engine.begin() as conn:
         nudges = enqueue_unpaid_bill_nudges(conn, now=now)
     with engine.connect() as conn:
-        pending = conn.execute(
+        pending: int = conn.execute(
             sa.text("select count(*) from ops.outbox where status = 'pending'")
         ).scalar_one()
     return OutboxFill(

@@ -104,10 +104,14 @@ def raw_table_states(
 def changed_states(
     states: list[RawTableState], cursor: str | None
 ) -> tuple[list[RawTableState], str]:
-    """The tables whose newest row moved since `cursor` (the ids last reported), and the
-    next cursor."""
+    """The tables whose newest row moved since `cursor` (the ids last reported; every
+    table, empty ones too, the first time), and the next cursor."""
     seen: dict[str, Any] = orjson.loads(cursor) if cursor else {}
-    changed = [s for s in states if seen.get(s.key.to_user_string()) != s.newest_id]
+    changed = [
+        s
+        for s in states
+        if s.key.to_user_string() not in seen or seen[s.key.to_user_string()] != s.newest_id
+    ]
     following = {s.key.to_user_string(): s.newest_id for s in states}
     return changed, orjson.dumps(following).decode()
 

@@ -23,7 +23,8 @@ from partner_signals.pushes.worker import deliver_due_sync
 from partner_signals.readers import EXPORTS, OUTBOX, read_position
 from partner_signals.registry import ensure_company
 from partner_signals.settings import Settings
-from pipelines.run import materialize_all
+from pipelines.definitions import build_definitions
+from pipelines.run import materialize_all, run_downstream
 from tests.pipelines.service_day import (
     TIMEZONE,
     RawEvent,
@@ -138,6 +139,8 @@ def business_day(at: datetime) -> str:
     return (at.astimezone(ZoneInfo(TIMEZONE)) - timedelta(hours=4)).date().isoformat()
 
 
+# Two dbt builds through Dagster, each with every test: minutes on a loaded 2-core machine.
+@pytest.mark.timeout(900)
 def test_materialize_then_deliveries_run_pushes_and_writes_the_days_touched(
     world: World, tmp_path: Path
 ) -> None:
@@ -157,8 +160,14 @@ def test_materialize_then_deliveries_run_pushes_and_writes_the_days_touched(
     }
     assert {f.format for f in files} == {"parquet", "csv"}
     # The outbox asset ran after the signals and filled ops.outbox; both positions are kept.
+    # The raw tables the run read were observed: their newest row and when it landed.
     with dg.DagsterInstance.get() as instance:
         assert instance.get_latest_materialization_event(OUTBOX_KEY) is not None
+        (observation,) = instance.fetch_observations(
+            dg.AssetKey(["raw", "order_events"]), limit=1
+        ).records
+        assert observation.asset_observation is not None
+        assert "newest_received_at" in observation.asset_observation.metadata
     queued = outbox_rows(world)
     assert queued > 0
     with world.engine.connect() as conn:
@@ -185,10 +194,15 @@ def test_materialize_then_deliveries_run_pushes_and_writes_the_days_touched(
         )
     assert expected and canonical_ids == expected
 
-    # Nothing new: a second materialize queues nothing and writes no partition.
+    # Nothing new since: what follows the signals queues nothing and writes no partition.
     before = exported_partitions()
-    shown = materialize(world, tmp_path)
-    assert "no new events since the files were written" in shown
+    defs = build_definitions(
+        database_url=str(world.settings.database_url),
+        exports_dir=str(world.settings.exports_dir),
+    )
+    with dg.DagsterInstance.get() as instance:
+        again = run_downstream(defs, instance, world.settings)
+    assert again.ok and again.export_partitions == [] and "0 event messages" in again.outbox
     assert exported_partitions() == before
     assert outbox_rows(world) == queued
 

@@ -23,6 +23,7 @@ from pipelines.pushes.assets import OUTBOX_JOB_NAME
 from pipelines.pushes.sensors import partner_outbox
 from pipelines.resources import DatabaseResource
 from pipelines.signals.jobs import SIGNALS_JOB_NAME
+from pipelines.signals.sources import raw_tables_observer
 from tests.pipelines.service_day import (
     drop_database,
     land,
@@ -119,6 +120,24 @@ def test_after_a_signals_run_the_sensors_ask_for_the_outbox_and_the_days_touched
 
         # Nothing built yet: no marts, nothing to write.
         assert isinstance(exports_tick(), dg.SkipReason)
+
+        # The raw tables' newest rows are observed, without a run, once per change.
+        observed = raw_tables_observer(
+            dg.build_sensor_context(instance=instance, resources=resources)
+        )
+        assert isinstance(observed, dg.SensorResult)
+        by_key = {e.asset_key: e for e in observed.asset_events}
+        order_events = by_key[dg.AssetKey(["raw", "order_events"])]
+        assert isinstance(order_events, dg.AssetObservation)
+        with psycopg.connect(database) as conn:
+            newest = conn.execute("select max(id) from raw.order_events").fetchone()
+        assert newest is not None and order_events.metadata["newest_id"].value == newest[0] > 0
+        assert "dagster/last_updated_timestamp" in order_events.metadata
+        assert dg.AssetKey(["raw", "rejected_requests"]) in by_key
+        unchanged = raw_tables_observer(
+            dg.build_sensor_context(instance=instance, resources=resources, cursor=observed.cursor)
+        )
+        assert isinstance(unchanged, dg.SkipReason)
 
         signals = defs.resolve_job_def(SIGNALS_JOB_NAME).execute_in_process(instance=instance)
         assert signals.success
