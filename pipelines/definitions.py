@@ -14,7 +14,7 @@ from pipelines.pushes.assets import (
 from pipelines.pushes.sensors import partner_outbox
 from pipelines.resources import DatabaseResource, signals_dbt_resource
 from pipelines.signals.assets import signals_dbt
-from pipelines.signals.checks import raw_events_processed
+from pipelines.signals.checks import raw_events_processed, signals_freshness
 from pipelines.signals.jobs import freshness_job, signals_job
 from pipelines.signals.schedules import freshness_every_ten_minutes, nightly_full_rebuild
 from pipelines.signals.sensors import raw_events_sensor
@@ -26,7 +26,7 @@ def build_definitions(
     """Definitions against the project's database, or the one given (tests, the CLI)."""
     return dg.Definitions(
         assets=[signals_dbt, signal_files, partner_deliveries],
-        asset_checks=[raw_events_processed, no_dead_letters_waiting],
+        asset_checks=[raw_events_processed, no_dead_letters_waiting, signals_freshness],
         jobs=[signals_job, freshness_job, export_job, deliveries_report_job],
         sensors=[raw_events_sensor, partner_outbox],
         schedules=[
