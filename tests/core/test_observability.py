@@ -5,8 +5,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 import sqlalchemy as sa
@@ -21,6 +23,7 @@ from partner_signals.observability import (
     DatabaseGauges,
     signal_lags,
 )
+from partner_signals.processes import bin_path, child_env, free_port, start, stop, wait_ready
 from partner_signals.registry import add_restaurant, enable_adapter, ensure_company
 from partner_signals.settings import Settings
 from tests.pipelines.service_day import drop_database, new_database
@@ -226,3 +229,30 @@ def test_a_failing_reader_leaves_the_others_reporting(url: str) -> None:
     assert value(found, "partner_signals_gauges_up", reader="broken") == 0
     assert value(found, "partner_signals_gauges_up", reader="pushes") == 1
     assert value(found, "partner_signals_pushes_pending", adapter="webhook") == 0
+
+
+def test_the_deliveries_daemon_serves_the_gauges_on_its_metrics_port(
+    url: str, tmp_path: Path
+) -> None:
+    """`serve` starts `deliveries run --forever --metrics-port` under a multiprocess
+    directory: the database gauges are served from it."""
+    settings = Settings(
+        database_url=url,
+        data_dir=tmp_path,
+        secret_key="MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+    )
+    (tmp_path / "prometheus").mkdir()
+    env = child_env(settings, {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus")})
+    port = free_port()
+    command = [bin_path("partner-signals"), "deliveries", "run", "--forever"]
+    proc = start([*command, "--metrics-port", str(port)], env, quiet=True)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/metrics", proc, timeout=60)
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    finally:
+        stop(proc)
+    assert 'partner_signals_pushes_pending{adapter="webhook"} 0.0' in text
+    for signal in catalogue.signals():
+        assert f'partner_signals_signal_lag_seconds{{signal="{signal.name}"}} 0.0' in text
+    for name, _ in READERS:
+        assert f'partner_signals_gauges_up{{reader="{name}"}} 1.0' in text
