@@ -299,12 +299,17 @@ def unmapped_events(conn: psycopg.Connection[Any]) -> Iterable[Metric]:
         return [family]
     rows = conn.execute(
         f"""
-        with ranked as (
+        with totals as (
+            -- The model has a row per company; the gauge is per source and name.
+            select source, provider_event_type, sum(events) as events
+            from {UNMAPPED_RELATION} group by source, provider_event_type
+        ),
+        ranked as (
             select source, provider_event_type, events,
                 row_number() over (
                     order by events desc, source, provider_event_type
                 ) as rank
-            from {UNMAPPED_RELATION}
+            from totals
         )
         select source,
             case when rank <= %(keep)s then provider_event_type else %(other)s end,

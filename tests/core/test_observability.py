@@ -32,6 +32,7 @@ WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 UNMAPPED_DDL = """
 create schema if not exists marts;
 create table marts.unmapped_events (
+    company_id text not null,
     source text not null,
     provider_event_type text,
     events bigint not null,
@@ -178,13 +179,18 @@ def test_unmapped_events_appear_once_the_model_exists_and_are_capped(url: str) -
     now = datetime.now(UTC)
     with psycopg.connect(url) as conn:
         conn.execute(UNMAPPED_DDL)
-        rows = [("careem", "order.updated", 7), ("talabat", "order_confirmed", 3)]
+        # A row per company: two companies' careem order.updated make one series.
+        rows = [
+            ("co-a", "careem", "order.updated", 4),
+            ("co-b", "careem", "order.updated", 3),
+            ("co-a", "talabat", "order_confirmed", 3),
+        ]
         # An integration inventing names: the smallest ones are summed, not each a series.
-        rows += [("jahez", f"invented_{n:03d}", 1) for n in range(UNMAPPED_MAX_SERIES)]
-        for n, (source, name, events) in enumerate(rows):
+        rows += [("co-a", "jahez", f"invented_{n:03d}", 1) for n in range(UNMAPPED_MAX_SERIES)]
+        for n, (company, source, name, events) in enumerate(rows):
             conn.execute(
-                "insert into marts.unmapped_events values (%s, %s, %s, %s, %s, %s)",
-                (source, name, events, now, now, n + 1),
+                "insert into marts.unmapped_events values (%s, %s, %s, %s, %s, %s, %s)",
+                (company, source, name, events, now, now, n + 1),
             )
     found = samples(DatabaseGauges(url))
     unmapped = {
