@@ -6,9 +6,11 @@ import re
 from pathlib import Path
 
 import httpx
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
+from api.metrics import RequestMetrics
 from partner_signals.processes import child_env, free_port, start, stop, uvicorn_cmd, wait_ready
 from partner_signals.settings import Settings
 from tests.api.conftest import Company, bearer
@@ -81,3 +83,19 @@ def healthz_count(text: str) -> float:
         re.MULTILINE,
     )
     return float(found[1]) if found else 0.0
+
+
+def test_an_unhandled_error_is_counted_as_a_500_of_its_route() -> None:
+    """The 5xx alert counts on it: an exception no handler caught still lands in the
+    metrics, under the route it matched."""
+    app = FastAPI()
+    app.add_middleware(RequestMetrics)
+
+    @app.get("/v1/boom/{thing_id}")
+    async def boom(thing_id: str) -> None:
+        raise RuntimeError("not a partner's fault")
+
+    before = requests_total("/v1/boom/{thing_id}", "500")
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert client.get("/v1/boom/t-1").status_code == 500
+    assert requests_total("/v1/boom/{thing_id}", "500") == before + 1
