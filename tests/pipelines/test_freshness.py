@@ -152,3 +152,16 @@ def test_watermarked_models_match_the_manifest() -> None:
         expected = tuple(sorted(nodes[u]["name"] for u in seen if records_watermark(u)))
         assert expected, f"{signal.name}: no incremental model bounds its freshness"
         assert lineage.watermarked_models(signal.model) == expected, signal.name
+
+
+def test_a_running_schedule_evaluates_every_signals_freshness_check() -> None:
+    from pipelines.definitions import defs
+    from pipelines.signals.jobs import freshness_job
+    from pipelines.signals.schedules import freshness_every_ten_minutes
+
+    schedule = freshness_every_ten_minutes
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    assert schedule.job is freshness_job  # an asset job: its selection says what it runs
+    checks = freshness_job.selection.resolve_checks(defs.resolve_asset_graph())
+    expected = {dg.AssetCheckKey(mart_key(s), SIGNAL_LAG_CHECK) for s in catalogue.signals()}
+    assert expected <= checks
