@@ -9,7 +9,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DO_NOT_TRACK := 1
 export DAGSTER_DISABLE_TELEMETRY := 1
 
-.PHONY: install demo test serve bench soak lint fmt lock clean
+.PHONY: install demo test serve bench soak lint fmt lock clean promtool
 
 install: $(STAMP)
 
@@ -23,8 +23,18 @@ $(STAMP): pyproject.toml requirements.lock
 demo: $(STAMP)
 	$(BIN)/partner-signals demo
 
-test: $(STAMP)
+test: $(STAMP) promtool
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# promtool checks deploy/prometheus/ in the tests; Debian's prometheus package has it.
+promtool:
+	@command -v promtool >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update && apt-get install -y --no-install-recommends prometheus; \
+		else \
+			echo "promtool is missing: sudo apt-get install prometheus (the tests need it)" >&2; \
+			exit 1; \
+		fi; }
 
 serve: $(STAMP)
 	$(BIN)/partner-signals serve

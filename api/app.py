@@ -10,11 +10,12 @@ import psycopg
 import psycopg_pool
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from api.metrics import RequestMetrics
 from api.routers import events, exports, signals
 from api.state import ApiState
 from partner_signals.db import libpq_url
+from partner_signals.observability import render
 from partner_signals.settings import Settings, get_settings
 
 
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def database_down(request: Request, exc: Exception) -> Response:
         return JSONResponse({"detail": "database unavailable"}, 503, headers={"Retry-After": "5"})
 
+    app.add_middleware(RequestMetrics)
     app.include_router(signals.router)
     app.include_router(events.router)
     app.include_router(exports.router)
@@ -81,7 +83,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/metrics", tags=["ops"], include_in_schema=False)
     async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        payload, content_type = render()  # every worker's under uvicorn --workers
+        return Response(payload, media_type=content_type)
 
     return app
 

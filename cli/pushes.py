@@ -74,9 +74,9 @@ def run(
 
     if forever:
         if metrics_port:
-            from prometheus_client import start_http_server
+            from cli.metrics import serve_metrics
 
-            start_http_server(metrics_port, addr="127.0.0.1")
+            serve_metrics(metrics_port, settings=settings)  # and the database gauges
         console.print("delivering continuously; Ctrl-C to stop")
         with contextlib.suppress(KeyboardInterrupt):
             run_loop(daemon())

@@ -31,15 +31,30 @@ def run_all(
     prom_dir.mkdir(parents=True)
     env = child_env(settings, {"PROMETHEUS_MULTIPROC_DIR": str(prom_dir)})
 
+    def metrics_env(process: str) -> dict[str, str]:
+        """A multiprocess directory per process group: each /metrics then shows its own
+        processes' metrics, not the sum of every service's (docs/operations.md)."""
+        (prom_dir / process).mkdir()
+        return {**env, "PROMETHEUS_MULTIPROC_DIR": str(prom_dir / process)}
+
     procs: list[tuple[str, subprocess.Popen[bytes]]] = [
         (
             "ingest",
-            start(uvicorn_cmd("ingest.app:app", host=host, port=ingest_port, workers=workers), env),
+            start(
+                uvicorn_cmd("ingest.app:app", host=host, port=ingest_port, workers=workers),
+                metrics_env("ingest"),
+            ),
         ),
     ]
     print(f"ingest API   http://{host}:{ingest_port}  (docs at /docs)")
     procs.append(
-        ("api", start(uvicorn_cmd("api.app:app", host=host, port=api_port, workers=workers), env))
+        (
+            "api",
+            start(
+                uvicorn_cmd("api.app:app", host=host, port=api_port, workers=workers),
+                metrics_env("api"),
+            ),
+        )
     )
     print(f"partner API  http://{host}:{api_port}  (docs at /docs)")
     procs.append(
@@ -54,14 +69,18 @@ def run_all(
                     "--metrics-port",
                     str(api_port + 1),
                 ],
-                env,
+                metrics_env("deliveries"),
             ),
         )
     )
-    print(f"deliveries   pushing the outbox continuously (metrics on :{api_port + 1})")
+    print(
+        f"deliveries   pushing the outbox continuously (metrics, with the database gauges, "
+        f"on http://127.0.0.1:{api_port + 1}/metrics)"
+    )
     if dagster:
         prepare_dagster_home(settings)  # exports DAGSTER_HOME and the storage URL
-        denv = child_env(settings, {"PROMETHEUS_MULTIPROC_DIR": str(prom_dir)})
+        denv = child_env(settings, {"PROMETHEUS_MULTIPROC_DIR": str(prom_dir / "dagster")})
+        (prom_dir / "dagster").mkdir()
         workspace = str(Path("workspace.yaml").resolve())
         procs.append(
             (

@@ -21,7 +21,7 @@ from pipelines.pushes.assets import (
 from pipelines.pushes.sensors import partner_outbox
 from pipelines.resources import DatabaseResource, ExportsResource, signals_dbt_resource
 from pipelines.signals.assets import signals_dbt
-from pipelines.signals.checks import raw_events_processed
+from pipelines.signals.checks import raw_events_processed, signals_freshness
 from pipelines.signals.jobs import freshness_job, signals_job
 from pipelines.signals.schedules import freshness_every_ten_minutes, nightly_full_rebuild
 from pipelines.signals.sensors import raw_events_sensor
@@ -46,7 +46,12 @@ def build_definitions(
             *SOURCE_SPECS,
             outbox,
         ],
-        asset_checks=[raw_events_processed, no_dead_letters_waiting, no_unmapped_events],
+        asset_checks=[
+            raw_events_processed,
+            no_dead_letters_waiting,
+            no_unmapped_events,
+            signals_freshness,
+        ],
         jobs=[signals_job, freshness_job, export_job, deliveries_report_job, outbox_job],
         sensors=[raw_events_sensor, partner_outbox, exports_follow_the_data, raw_tables_observer],
         schedules=[

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from pipelines.signals.assets import DBT_CONCURRENCY_TAG, signals_dbt
-from pipelines.signals.checks import raw_events_processed
+from pipelines.signals.checks import raw_events_processed, signals_freshness
 
 SIGNALS_JOB_NAME = "signals_job"
 
@@ -18,8 +18,11 @@ signals_job = dg.define_asset_job(
 
 freshness_job = dg.define_asset_job(
     name="signals_freshness_job",
-    selection=dg.AssetSelection.checks(raw_events_processed),
-    description="Checks that landed raw events reach the signals within 15 minutes.",
+    selection=dg.AssetSelection.checks(raw_events_processed, signals_freshness),
+    description=(
+        "Checks that landed raw events reach canonical_events within 15 minutes, and each "
+        "signal's mart stays within the 60 s freshness goal of the events waiting for it."
+    ),
 )
 
 
