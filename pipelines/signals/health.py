@@ -3,7 +3,7 @@ failures since, and which raw events the last successful run had processed."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -14,6 +14,7 @@ from pipelines.signals.raw import RawHighWater
 
 # Run records read to count failures in a row; a longer streak is reported as this many.
 RUN_HISTORY = 200
+RUN_PAGE = 20
 # canonical_events materializations looked through for one from a successful run.
 MATERIALIZATION_PAGE = 50
 MATERIALIZATION_PAGES = 4
@@ -48,17 +49,10 @@ class SignalsRunHealth:
 def signals_run_health(instance: dg.DagsterInstance) -> SignalsRunHealth:
     """The signals job's finished runs, newest first: failures count until the newest
     success (cancelled runs neither break nor extend a streak)."""
-    records = instance.get_run_records(
-        filters=dg.RunsFilter(
-            job_name=SIGNALS_JOB_NAME,
-            statuses=[dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE],
-        ),
-        limit=RUN_HISTORY,
-    )
     failed_in_a_row = 0
     last_success_at: datetime | None = None
     last_failure: dg.RunRecord | None = None
-    for record in records:
+    for record in finished_runs(instance):
         if record.dagster_run.status == dg.DagsterRunStatus.SUCCESS:
             last_success_at = finished_at(record)
             break
@@ -82,6 +76,25 @@ def signals_run_health(instance: dg.DagsterInstance) -> SignalsRunHealth:
         ),
         processed_high_water=processed_high_water(instance),
     )
+
+
+def finished_runs(instance: dg.DagsterInstance) -> Iterator[dg.RunRecord]:
+    """The signals job's succeeded and failed runs, newest first, a page at a time (the
+    newest is a success most of the time), at most RUN_HISTORY."""
+    cursor: str | None = None
+    for _ in range(RUN_HISTORY // RUN_PAGE):
+        page = instance.get_run_records(
+            filters=dg.RunsFilter(
+                job_name=SIGNALS_JOB_NAME,
+                statuses=[dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE],
+            ),
+            limit=RUN_PAGE,
+            cursor=cursor,
+        )
+        yield from page
+        if len(page) < RUN_PAGE:
+            return
+        cursor = page[-1].dagster_run.run_id
 
 
 def finished_at(record: dg.RunRecord) -> datetime:

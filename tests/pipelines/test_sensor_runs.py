@@ -137,6 +137,11 @@ def assert_checks_evaluated(request: dg.RunRequest, result: dg.ExecuteInProcessR
     assert failed == []
 
 
+# Each test runs dbt two or three times on its own database: about a minute on an idle
+# 2-core machine, several under load.
+pytestmark = pytest.mark.timeout(900)
+
+
 def test_a_fresh_deployment_builds_what_is_missing_and_turns_events_into_marts(
     deployment: Deployment, day: Day
 ) -> None:
