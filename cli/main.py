@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cli import partner, pipelines, pushes, registry, unmapped
+from cli import partner, pipelines, pushes, registry, status, unmapped
 from cli.registry import console, fail, out
 
 app = typer.Typer(
@@ -120,6 +120,7 @@ def serve(
 
 app.add_typer(pipelines.app, name="pipelines")
 app.command("materialize")(pipelines.materialize_command)
+app.command("status")(status.status_command)
 app.add_typer(partner.keys_app, name="keys")
 app.command("query")(partner.query)
 app.add_typer(pushes.deliveries_app, name="deliveries")

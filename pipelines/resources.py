@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -111,12 +111,14 @@ class SignalsDbtResource(DbtCliResource):
         database: DatabaseResource,
         context: dg.AssetExecutionContext | None = None,
         raise_on_error: bool = True,
+        env: Mapping[str, str] | None = None,
     ) -> DbtCliInvocation:
-        """Start dbt with the profile pointed at `database`; stream or wait on the result."""
+        """Start dbt with the profile pointed at `database` (and `env` on top); stream or
+        wait on the result."""
         target = self.target_dir()
         target.mkdir(parents=True, exist_ok=True)
         # dbt reads its profile from the environment when the process starts.
-        with patched_environ(dbt_env(database.url())):
+        with patched_environ({**dbt_env(database.url()), **(env or {})}):
             return self.cli(
                 list(args), context=context, target_path=target, raise_on_error=raise_on_error
             )

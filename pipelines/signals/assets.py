@@ -8,6 +8,7 @@ from typing import Any
 
 import dagster as dg
 from dagster_dbt import dbt_assets
+from pydantic import Field
 
 from pipelines.project import dbt_project, ensure_manifest
 from pipelines.resources import DatabaseResource, SignalsDbtResource
@@ -18,23 +19,43 @@ ensure_manifest(dbt_project)
 
 translator = SignalsTranslator()
 CANONICAL_EVENTS_KEY = dg.AssetKey(["canonical", "canonical_events"])
+# The job that runs these assets (defined in jobs.py); named here for the run records.
+SIGNALS_JOB_NAME = "signals_job"
 # Tells concurrent runs (sensor, schedule, CLI) apart from nothing else in the instance.
 DBT_CONCURRENCY_TAG = "partner-signals/dbt"
 
 
+# Read by dbt_project/macros/tests_scope.sql: `latest_batch` scopes the data tests.
+TESTS_SCOPE_ENV = "PARTNER_SIGNALS_TESTS_SCOPE"
+
+
 class DbtBuildConfig(dg.Config):
     full_refresh: bool = False
+    latest_batch_checks: bool = Field(
+        default=False,
+        description=(
+            "The dbt tests read only the rows this run wrote (the sensor's runs); unit "
+            "tests are left to full runs. Off: every test reads the whole table."
+        ),
+    )
 
 
-def dbt_build_args(*, full_refresh: bool, with_tests: bool = True) -> list[str]:
-    """`dbt build`; without tests (the sensor's runs select no checks) unit tests are
-    left out too, as dbt would otherwise run them for every selected model."""
+def dbt_build_args(
+    *, full_refresh: bool, with_tests: bool = True, unit_tests: bool = True
+) -> list[str]:
+    """`dbt build`; unit tests test the SQL, not the data: left out when no checks are
+    selected (dbt would otherwise run them for every selected model) and on the
+    sensor's runs (the code has not changed since the last full run)."""
     args = ["build"]
     if full_refresh:
         args.append("--full-refresh")
-    if not with_tests:
+    if not with_tests or not unit_tests:
         args += ["--exclude-resource-type", "unit_test"]
     return args
+
+
+def tests_scope_env(config: DbtBuildConfig) -> dict[str, str]:
+    return {TESTS_SCOPE_ENV: "latest_batch" if config.latest_batch_checks else "all"}
 
 
 def with_high_water(context: dg.AssetExecutionContext, event: Any, high_water: RawHighWater) -> Any:
@@ -65,9 +86,14 @@ def signals_dbt(
         high_water = read_high_water(conn)
     with_tests = bool(context.selected_asset_check_keys)
     invocation = dbt.invoke(
-        dbt_build_args(full_refresh=config.full_refresh, with_tests=with_tests),
+        dbt_build_args(
+            full_refresh=config.full_refresh,
+            with_tests=with_tests,
+            unit_tests=not config.latest_batch_checks,
+        ),
         database=database,
         context=context,
+        env=tests_scope_env(config),
     )
     for event in invocation.stream():
         yield with_high_water(context, event, high_water)

@@ -9,6 +9,7 @@ import dagster as dg
 from partner_signals.catalogue import signals as catalogue
 from partner_signals.observability import FRESHNESS_GOAL_SECONDS, SignalLag, signal_lags
 from pipelines.resources import DatabaseResource
+from pipelines.signals.health import processed_high_water
 from pipelines.signals.raw import RawHighWater, stale_raw_rows
 
 CANONICAL_EVENTS_KEY = dg.AssetKey(["canonical", "canonical_events"])
@@ -28,13 +29,10 @@ STALE_AFTER = timedelta(minutes=15)
 def raw_events_processed(
     context: dg.AssetCheckExecutionContext, database: DatabaseResource
 ) -> dg.AssetCheckResult:
-    event = context.instance.get_latest_materialization_event(CANONICAL_EVENTS_KEY)
-    materialization = event.asset_materialization if event else None
+    # What the last successful run processed (or this run, when the check runs in it).
     processed = (
-        RawHighWater.from_metadata({k: v.value for k, v in materialization.metadata.items()})
-        if materialization
-        else None
-    ) or RawHighWater()
+        processed_high_water(context.instance, counting_run_id=context.run.run_id) or RawHighWater()
+    )
     with database.connect() as conn:
         waiting, oldest_age = stale_raw_rows(
             conn, processed, older_than_seconds=STALE_AFTER.total_seconds()

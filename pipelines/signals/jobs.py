@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import dagster as dg
 
-from pipelines.signals.assets import DBT_CONCURRENCY_TAG, signals_dbt
+from pipelines.signals.assets import DBT_CONCURRENCY_TAG, SIGNALS_JOB_NAME, signals_dbt
 from pipelines.signals.checks import raw_events_processed, signals_freshness
 
-SIGNALS_JOB_NAME = "signals_job"
+__all__ = ["SIGNALS_JOB_NAME", "freshness_job", "full_refresh_run_config", "signals_job"]
 
 signals_job = dg.define_asset_job(
     name=SIGNALS_JOB_NAME,

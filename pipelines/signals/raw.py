@@ -53,6 +53,13 @@ class RawHighWater:
     def is_ahead_of(self, other: RawHighWater) -> bool:
         return self.order_events > other.order_events or self.webhook_events > other.webhook_events
 
+    def union(self, other: RawHighWater) -> RawHighWater:
+        """Each table's higher mark: rows up to either are behind both."""
+        return RawHighWater(
+            max(self.order_events, other.order_events),
+            max(self.webhook_events, other.webhook_events),
+        )
+
 
 def read_high_water(conn: psycopg.Connection[Any]) -> RawHighWater:
     row = conn.execute(

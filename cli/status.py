@@ -1,0 +1,100 @@
+"""`partner-signals status`: what is failing or waiting, one section per part of the system.
+
+A section prints its lines and says whether all is well; the command exits 1 when any
+section is not. Add a part by appending a `Section` to SECTIONS."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import typer
+from rich.console import Console
+
+from cli.registry import fail, out
+from partner_signals.settings import Settings, get_settings
+
+
+@dataclass(frozen=True)
+class Section:
+    title: str
+    # Prints the section's lines; False when something needs an operator (a red line).
+    show: Callable[[Settings, Console], bool]
+
+
+def ago(moment: datetime | None, now: datetime | None = None) -> str:
+    if moment is None:
+        return "never"
+    seconds = max(0, int(((now or datetime.now(UTC)) - moment).total_seconds()))
+    if seconds < 120:
+        span = f"{seconds} s"
+    elif seconds < 7200:
+        span = f"{seconds // 60} min"
+    elif seconds < 172800:
+        span = f"{seconds // 3600} h"
+    else:
+        span = f"{seconds // 86400} days"
+    return f"{moment:%Y-%m-%d %H:%M:%S} UTC ({span} ago)"
+
+
+def signals_runs(settings: Settings, console: Console) -> bool:
+    """The signals job's runs (sensor, nightly rebuild, materialize) and the raw events
+    the last successful one has not processed yet."""
+    import dagster as dg
+    import psycopg
+
+    from partner_signals.db import libpq_url
+    from pipelines.instance import prepare_dagster_home
+    from pipelines.signals.checks import STALE_AFTER
+    from pipelines.signals.health import signals_run_health, signals_run_in_flight
+    from pipelines.signals.raw import RawHighWater, stale_raw_rows
+
+    prepare_dagster_home(settings)
+    with dg.DagsterInstance.get() as instance:
+        health = signals_run_health(instance)
+        in_flight = signals_run_in_flight(instance)
+    console.print(f"  last successful run  {ago(health.last_success_at)}")
+    if in_flight:
+        console.print("  a run is queued or running now")
+    if health.failing:
+        console.print(
+            f"  [bold red]✗ {health.failed_in_a_row} signals run"
+            f"{'s' if health.failed_in_a_row > 1 else ''} failed in a row[/bold red], the last "
+            f"{ago(health.last_failure_at)}: {health.last_failure_message or 'no message'}",
+            highlight=False,
+        )
+    elif health.last_failure_at is not None:
+        console.print(f"  last failure         {ago(health.last_failure_at)} (since succeeded)")
+    processed = health.processed_high_water or RawHighWater()
+    try:
+        with psycopg.connect(libpq_url(settings)) as conn:
+            waiting, oldest = stale_raw_rows(conn, processed, older_than_seconds=0)
+    except psycopg.errors.UndefinedTable:
+        raise fail("the raw tables are missing: run `partner-signals db upgrade` first") from None
+    age = f", the oldest received {oldest:.0f} s ago" if oldest is not None else ""
+    console.print(f"  raw events waiting   {waiting}{age}")
+    late = oldest is not None and oldest > STALE_AFTER.total_seconds()
+    if late and not health.failing:
+        console.print(
+            f"  [bold red]✗ raw events have waited over {STALE_AFTER.total_seconds() / 60:.0f} "
+            "minutes[/bold red]: is the Dagster daemon running (`partner-signals serve`)?",
+            highlight=False,
+        )
+    return not health.failing and not late
+
+
+SECTIONS: list[Section] = [
+    Section("signals runs", signals_runs),
+]
+
+
+def status_command() -> None:
+    """What is failing or waiting: signals runs (red when runs failed in a row or raw
+    events wait over 15 minutes). Exits 1 when something needs an operator."""
+    settings = get_settings()
+    healthy = True
+    for section in SECTIONS:
+        out.print(f"[bold]{section.title}[/bold]")
+        healthy = section.show(settings, out) and healthy
+    raise typer.Exit(0 if healthy else 1)

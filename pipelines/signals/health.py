@@ -1,0 +1,177 @@
+"""How the signals runs are doing, read from Dagster's run records: the last success, the
+failures since, and which raw events the last successful run had processed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+
+from pipelines.signals.assets import CANONICAL_EVENTS_KEY, SIGNALS_JOB_NAME
+from pipelines.signals.raw import RawHighWater
+
+# Run records read to count failures in a row; a longer streak is reported as this many.
+RUN_HISTORY = 200
+RUN_PAGE = 20
+# canonical_events materializations looked through for one from a successful run.
+MATERIALIZATION_PAGE = 50
+MATERIALIZATION_PAGES = 4
+MESSAGE_CHARS = 500
+STUCK_AFTER = timedelta(hours=2)
+# A run in one of these has not finished: its outcome is still to come.
+NOT_FINISHED = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+
+
+@dataclass(frozen=True)
+class SignalsRunHealth:
+    """The signals job's recent history. `processed_high_water` is where the last
+    successful run's canonical_events stood: raw rows above it are still to process."""
+
+    last_success_at: datetime | None
+    failed_in_a_row: int
+    last_failure_at: datetime | None
+    last_failure_message: str | None
+    processed_high_water: RawHighWater | None
+
+    @property
+    def failing(self) -> bool:
+        return self.failed_in_a_row > 0
+
+
+def signals_run_health(instance: dg.DagsterInstance) -> SignalsRunHealth:
+    """The signals job's finished runs, newest first: failures count until the newest
+    success (cancelled runs neither break nor extend a streak)."""
+    failed_in_a_row = 0
+    last_success_at: datetime | None = None
+    last_failure: dg.RunRecord | None = None
+    for record in finished_runs(instance):
+        if record.dagster_run.status == dg.DagsterRunStatus.SUCCESS:
+            last_success_at = finished_at(record)
+            break
+        failed_in_a_row += 1
+        last_failure = last_failure or record
+    if last_failure is None:
+        # No failure since the last success; the newest failure before it, if any.
+        older = instance.get_run_records(
+            filters=dg.RunsFilter(
+                job_name=SIGNALS_JOB_NAME, statuses=[dg.DagsterRunStatus.FAILURE]
+            ),
+            limit=1,
+        )
+        last_failure = older[0] if older else None
+    return SignalsRunHealth(
+        last_success_at=last_success_at,
+        failed_in_a_row=failed_in_a_row,
+        last_failure_at=finished_at(last_failure) if last_failure else None,
+        last_failure_message=(
+            failure_message(instance, last_failure.dagster_run.run_id) if last_failure else None
+        ),
+        processed_high_water=processed_high_water(instance),
+    )
+
+
+def finished_runs(instance: dg.DagsterInstance) -> Iterator[dg.RunRecord]:
+    """The signals job's succeeded and failed runs, newest first, a page at a time (the
+    newest is a success most of the time), at most RUN_HISTORY."""
+    cursor: str | None = None
+    for _ in range(RUN_HISTORY // RUN_PAGE):
+        page = instance.get_run_records(
+            filters=dg.RunsFilter(
+                job_name=SIGNALS_JOB_NAME,
+                statuses=[dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE],
+            ),
+            limit=RUN_PAGE,
+            cursor=cursor,
+        )
+        yield from page
+        if len(page) < RUN_PAGE:
+            return
+        cursor = page[-1].dagster_run.run_id
+
+
+def finished_at(record: dg.RunRecord) -> datetime:
+    stamp = record.end_time or record.start_time
+    if stamp is None:
+        return record.update_timestamp.astimezone(UTC)
+    return datetime.fromtimestamp(stamp, tz=UTC)
+
+
+def failure_message(instance: dg.DagsterInstance, run_id: str) -> str | None:
+    """What failed, in a few lines: the failed step's error (dbt's, for the dbt step),
+    else the run's own failure message."""
+    entries = instance.all_logs(
+        run_id, of_type={dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE}
+    )
+    for entry in entries:
+        event = entry.dagster_event
+        if event is not None and event.is_step_failure:
+            error = event.step_failure_data.error
+            if error is not None and error.message.strip():
+                return error.message.strip()[:MESSAGE_CHARS]
+    for entry in entries:
+        if entry.dagster_event is not None and entry.dagster_event.message:
+            return entry.dagster_event.message.strip()[:MESSAGE_CHARS]
+    return None
+
+
+def processed_high_water(
+    instance: dg.DagsterInstance, *, counting_run_id: str | None = None
+) -> RawHighWater | None:
+    """The raw high water stamped on the newest canonical_events materialization of a run
+    that succeeded (or of `counting_run_id`, the run asking); None when there is none.
+    A failed run's materialization does not count: what it started is done again."""
+    cursor: str | None = None
+    for _ in range(MATERIALIZATION_PAGES):
+        page = instance.fetch_materializations(
+            CANONICAL_EVENTS_KEY, limit=MATERIALIZATION_PAGE, cursor=cursor
+        )
+        succeeded = successful_run_ids(instance, {record.run_id for record in page.records})
+        for record in page.records:
+            if record.run_id not in succeeded and record.run_id != counting_run_id:
+                continue
+            materialization = record.asset_materialization
+            if materialization is None:
+                continue
+            stamp = RawHighWater.from_metadata(
+                {key: value.value for key, value in materialization.metadata.items()}
+            )
+            if stamp is not None:
+                return stamp
+        if not page.has_more:
+            return None
+        cursor = page.cursor
+    return None
+
+
+def successful_run_ids(instance: dg.DagsterInstance, run_ids: Iterable[str]) -> set[str]:
+    ids = list(run_ids)
+    if not ids:
+        return set()
+    records = instance.get_run_records(
+        filters=dg.RunsFilter(run_ids=ids, statuses=[dg.DagsterRunStatus.SUCCESS])
+    )
+    return {record.dagster_run.run_id for record in records}
+
+
+def signals_run_in_flight(instance: dg.DagsterInstance, *, now: datetime | None = None) -> bool:
+    """A signals run queued, starting or running: it reads the raw tables when its dbt
+    starts, and its outcome decides what the next one must do. A run not heard of for
+    STUCK_AFTER (its process killed with no one to mark it failed) no longer holds the
+    sensor back."""
+    records = instance.get_run_records(
+        filters=dg.RunsFilter(
+            job_name=SIGNALS_JOB_NAME,
+            statuses=NOT_FINISHED,
+            updated_after=(now or datetime.now(UTC)) - STUCK_AFTER,
+        ),
+        limit=1,
+    )
+    return bool(records)
