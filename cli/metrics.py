@@ -12,11 +12,30 @@ from partner_signals.db import libpq_url
 from partner_signals.observability import gauges_registry
 from partner_signals.settings import Settings, get_settings
 
-# Hook: more collectors served beside the database gauges, each made when the endpoint
-# starts (a factory, so what it imports loads only in the process that serves it). The
-# lead adds `partner_signals_signals_runs_failed_in_a_row` here, read from Dagster's run
-# records; deploy/prometheus/alerts.yml already alerts on it.
-EXTRA_COLLECTORS: list[Callable[[], Collector]] = []
+
+def signals_runs_collector() -> Collector:
+    """`partner_signals_signals_runs_failed_in_a_row` and the last success's age, from
+    the project's Dagster instance (deploy/prometheus/alerts.yml alerts on them)."""
+    import dagster as dg
+
+    from pipelines.instance import prepare_dagster_home
+    from pipelines.signals.health import SignalsRunsCollector
+
+    prepare_dagster_home(get_settings())
+    instance: dg.DagsterInstance | None = None
+
+    def get_instance() -> dg.DagsterInstance:
+        nonlocal instance
+        if instance is None:
+            instance = dg.DagsterInstance.get()
+        return instance
+
+    return SignalsRunsCollector(get_instance)
+
+
+# More collectors served beside the database gauges, each made when the endpoint starts
+# (a factory, so what it imports loads only in the process that serves it).
+EXTRA_COLLECTORS: list[Callable[[], Collector]] = [signals_runs_collector]
 
 
 def serve_metrics(port: int, *, host: str = "127.0.0.1", settings: Settings | None = None) -> None:

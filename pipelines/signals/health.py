@@ -3,11 +3,15 @@ failures since, and which raw events the last successful run had processed."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from pipelines.signals.assets import CANONICAL_EVENTS_KEY, SIGNALS_JOB_NAME
 from pipelines.signals.raw import RawHighWater
@@ -175,3 +179,66 @@ def signals_run_in_flight(instance: dg.DagsterInstance, *, now: datetime | None 
         limit=1,
     )
     return bool(records)
+
+
+# What SignalsRunsCollector serves (the alert rules' test checks they name real metrics).
+RUNS_GAUGE_NAMES = (
+    "partner_signals_signals_runs_health_up",
+    "partner_signals_signals_runs_failed_in_a_row",
+    "partner_signals_signals_last_success_age_seconds",
+)
+
+
+class SignalsRunsCollector(Collector):
+    """Prometheus view of `signals_run_health`: runs failed in a row and the age of the
+    last success, read from Dagster's run records at scrape time, at most once per
+    `cache_seconds` (scrapes from several Prometheus servers share one read)."""
+
+    def __init__(
+        self,
+        instance: Callable[[], dg.DagsterInstance],
+        *,
+        cache_seconds: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.instance = instance
+        self.cache_seconds = cache_seconds
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._read_at: float | None = None
+        self._health: SignalsRunHealth | None = None
+        self._up = 0
+
+    def refresh(self) -> None:
+        with self._lock:
+            if self._read_at is not None and self.clock() - self._read_at < self.cache_seconds:
+                return
+            try:
+                self._health = signals_run_health(self.instance())
+                self._up = 1
+            except Exception:
+                self._up = 0
+            self._read_at = self.clock()
+
+    def collect(self) -> Iterator[Metric]:
+        self.refresh()
+        yield GaugeMetricFamily(
+            "partner_signals_signals_runs_health_up",
+            "1 when Dagster's run records were read at the last refresh",
+            value=self._up,
+        )
+        health = self._health
+        if health is None:
+            return
+        yield GaugeMetricFamily(
+            "partner_signals_signals_runs_failed_in_a_row",
+            "Signals runs (signals_job) failed since the last one that succeeded",
+            value=health.failed_in_a_row,
+        )
+        if health.last_success_at is not None:
+            age = (datetime.now(UTC) - health.last_success_at).total_seconds()
+            yield GaugeMetricFamily(
+                "partner_signals_signals_last_success_age_seconds",
+                "Seconds since the last signals run that succeeded finished",
+                value=max(age, 0.0),
+            )

@@ -262,3 +262,6 @@ def test_the_deliveries_daemon_serves_the_gauges_on_its_metrics_port(
         assert f'partner_signals_signal_lag_seconds{{signal="{signal.name}"}} 0.0' in text
     for name, _ in READERS:
         assert f'partner_signals_gauges_up{{reader="{name}"}} 1.0' in text
+    # Beside them, the signals runs' health from Dagster's run records (no run yet).
+    assert "partner_signals_signals_runs_health_up 1.0" in text
+    assert "partner_signals_signals_runs_failed_in_a_row 0.0" in text

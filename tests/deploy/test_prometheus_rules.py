@@ -15,13 +15,12 @@ from api.metrics import LATENCY, REQUESTS
 from partner_signals.observability import GAUGE_NAMES
 from partner_signals.pushes.metrics import DEAD_LETTERS, DELIVERIES
 from partner_signals.pushes.metrics import LATENCY as DELIVERY_LATENCY
+from pipelines.signals.health import RUNS_GAUGE_NAMES
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy" / "prometheus" / "alerts.yml"
 RULE_TESTS = ROOT / "deploy" / "prometheus" / "alerts_test.yml"
 DASHBOARD = ROOT / "deploy" / "grafana" / "partner-signals.json"
-# Served by a collector the lead adds to cli/metrics.py's EXTRA_COLLECTORS.
-PLANNED = {"partner_signals_signals_runs_failed_in_a_row"}
 METRIC = re.compile(r"\bpartner_signals_[a-z0-9_]+")
 ALERTS = {
     "PartnerSignalsSignalLagOverGoal",
@@ -44,7 +43,7 @@ def promtool() -> str:
 
 
 def exported() -> set[str]:
-    names = set(GAUGE_NAMES) | PLANNED
+    names = set(GAUGE_NAMES) | set(RUNS_GAUGE_NAMES)
     for counter in (REQUESTS, DELIVERIES, DEAD_LETTERS):
         names.add(f"{counter._name}_total")
     for histogram in (LATENCY, DELIVERY_LATENCY):
