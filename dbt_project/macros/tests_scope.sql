@@ -71,14 +71,12 @@
         days_before=2 if data_type == 'date' else 0)) }}
 {%- endmacro %}
 
-{#- The model node whose relation this is (tests name their model by relation). -#}
+{#- The model node whose relation this is: every model here is named as its relation
+    (one dict lookup per test, not a walk over the graph). -#}
 {% macro tests_scope_model(relation) -%}
-    {%- for node in graph.nodes.values() -%}
-        {%- if node.resource_type == 'model'
-            and node.schema == relation.schema
-            and (node.alias or node.name) == relation.identifier -%}
-            {{ return(node) }}
-        {%- endif -%}
-    {%- endfor -%}
+    {%- set node = graph.nodes.get('model.' ~ project_name ~ '.' ~ relation.identifier) -%}
+    {%- if node and node.schema == relation.schema -%}
+        {{ return(node) }}
+    {%- endif -%}
     {{ return(none) }}
 {%- endmacro %}
