@@ -216,6 +216,10 @@ def outbox_line(metadata: dict[str, Any]) -> str:
     )
 
 
+def describe_days(keys: list[str]) -> str:
+    return keys[0] if len(keys) == 1 else f"{keys[0]} .. {keys[-1]} ({len(keys)})"
+
+
 def report_downstream(console: Console, summary: DownstreamSummary) -> None:
     table = Table(title="after the signals", show_header=False)
     table.add_row("raw tables observed", str(summary.raw_tables_observed))
@@ -227,8 +231,7 @@ def report_downstream(console: Console, summary: DownstreamSummary) -> None:
     files = (
         "none: no new events since the files were written"
         if not partitions and summary.exports_ok
-        else f"{summary.export_files} files for {len(partitions)} business days "
-        f"({partitions[0]} .. {partitions[-1]})"
+        else f"{summary.export_files} files, business days {describe_days(partitions)}"
         if partitions
         else ""
     )

@@ -24,7 +24,7 @@ class OutboxConfig(dg.Config):
         default=True,
         description=(
             "Compare the watched signals' recent values with what each partner was last "
-            "sent (after the marts changed). Off for the timer's nudge runs."
+            "sent. The sensor turns it off when only canonical events are new."
         ),
     )
 

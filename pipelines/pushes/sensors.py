@@ -18,7 +18,8 @@ from pipelines.signals.translator import SignalsTranslator
 
 # The outbox asset's op, as run config names it (from its key: ops__outbox).
 OUTBOX_OP = outbox.op.name
-# Bills left unpaid are looked for at least this often, even when no run brings events.
+# Bills left unpaid (and signal values) are looked for at least this often, even when no
+# run brings events.
 NUDGE_EVERY = timedelta(minutes=5)
 ACTIVE_STATUSES = [
     dg.DagsterRunStatus.QUEUED,
@@ -130,10 +131,14 @@ def plan_outbox_run(
         if new_events
         else "marts materialized"
         if new_signals
-        else "timer: unpaid bills"
+        else "timer: unpaid bills, signals"
     )
     request = dg.RunRequest(
-        run_config={"ops": {OUTBOX_OP: {"config": {"recheck_signals": new_signals}}}},
+        # The timer's runs recheck the signals too: a recheck lost with a failed run (the
+        # cursor moves on request) is made up within NUDGE_EVERY.
+        run_config={
+            "ops": {OUTBOX_OP: {"config": {"recheck_signals": new_signals or not new_events}}}
+        },
         tags={"partner-signals/outbox": reason},
     )
     return request, following, reason
