@@ -1,7 +1,6 @@
 """The signals runs' health as Prometheus gauges: failed runs in a row count until one
 succeeds, read from a real Dagster instance's run records."""
 
-
 import dagster as dg
 from prometheus_client import CollectorRegistry, generate_latest
 
