@@ -15,6 +15,7 @@ from pipelines.exports.plan import (
     watermark_models,
 )
 from pipelines.resources import DatabaseResource, ExportsResource
+from pipelines.runs import job_run_active
 from pipelines.signals.sensors import load_manifest
 
 # A business day can be ahead of the UTC date (it starts at 04:00 local, so east of
@@ -89,19 +90,7 @@ def export_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
 
 
 def export_run_active(instance: dg.DagsterInstance) -> bool:
-    runs = instance.get_runs(
-        filters=dg.RunsFilter(
-            job_name=EXPORT_JOB_NAME,
-            statuses=[
-                dg.DagsterRunStatus.QUEUED,
-                dg.DagsterRunStatus.NOT_STARTED,
-                dg.DagsterRunStatus.STARTING,
-                dg.DagsterRunStatus.STARTED,
-            ],
-        ),
-        limit=1,
-    )
-    return bool(runs)
+    return job_run_active(instance, EXPORT_JOB_NAME)
 
 
 @dg.sensor(

@@ -12,6 +12,7 @@ import orjson
 
 from partner_signals.catalogue import signals as catalogue
 from pipelines.pushes.assets import OUTBOX_JOB_NAME, outbox, outbox_job
+from pipelines.runs import job_run_active
 from pipelines.signals.checks import CANONICAL_EVENTS_KEY
 from pipelines.signals.sensors import DBT_PACKAGE, load_manifest, stores_data
 from pipelines.signals.translator import SignalsTranslator
@@ -21,12 +22,6 @@ OUTBOX_OP = outbox.op.name
 # Bills left unpaid (and signal values) are looked for at least this often, even when no
 # run brings events.
 NUDGE_EVERY = timedelta(minutes=5)
-ACTIVE_STATUSES = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-]
 
 
 @dataclass(frozen=True)
@@ -146,10 +141,7 @@ def plan_outbox_run(
 
 def outbox_run_active(instance: dg.DagsterInstance) -> bool:
     """An outbox run not finished yet will read everything loaded so far."""
-    runs = instance.get_runs(
-        filters=dg.RunsFilter(job_name=OUTBOX_JOB_NAME, statuses=ACTIVE_STATUSES), limit=1
-    )
-    return bool(runs)
+    return job_run_active(instance, OUTBOX_JOB_NAME)
 
 
 @dg.sensor(

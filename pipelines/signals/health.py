@@ -13,6 +13,7 @@ import dagster as dg
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from pipelines.runs import ACTIVE_STATUSES, job_run_active
 from pipelines.signals.assets import CANONICAL_EVENTS_KEY, SIGNALS_JOB_NAME
 from pipelines.signals.raw import RawHighWater
 
@@ -25,13 +26,7 @@ MATERIALIZATION_PAGES = 4
 MESSAGE_CHARS = 500
 STUCK_AFTER = timedelta(hours=2)
 # A run in one of these has not finished: its outcome is still to come.
-NOT_FINISHED = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-    dg.DagsterRunStatus.CANCELING,
-]
+NOT_FINISHED = (*ACTIVE_STATUSES, dg.DagsterRunStatus.CANCELING)
 
 
 @dataclass(frozen=True)
@@ -170,15 +165,12 @@ def signals_run_in_flight(instance: dg.DagsterInstance, *, now: datetime | None 
     starts, and its outcome decides what the next one must do. A run not heard of for
     STUCK_AFTER (its process killed with no one to mark it failed) no longer holds the
     sensor back."""
-    records = instance.get_run_records(
-        filters=dg.RunsFilter(
-            job_name=SIGNALS_JOB_NAME,
-            statuses=NOT_FINISHED,
-            updated_after=(now or datetime.now(UTC)) - STUCK_AFTER,
-        ),
-        limit=1,
+    return job_run_active(
+        instance,
+        SIGNALS_JOB_NAME,
+        statuses=NOT_FINISHED,
+        updated_after=(now or datetime.now(UTC)) - STUCK_AFTER,
     )
-    return bool(records)
 
 
 # What SignalsRunsCollector serves (the alert rules' test checks they name real metrics).
