@@ -550,6 +550,13 @@ def time_next_slice(url: str, signals: Signals) -> SliceRun:
     return SliceRun(took[0], ran, models, events, len(specs), rss.peak / 2**20)
 
 
+def checks_note(args: argparse.Namespace) -> str:
+    """What the timed sensor runs evaluated, said beside their times."""
+    if args.without_checks:
+        return "sensor runs' checks: none (--without-checks)"
+    return "sensor runs' checks: every check of the built assets, dbt tests on the run's rows"
+
+
 def rerun_incremental(args: argparse.Namespace) -> Results:
     """--url: time the sensor's incremental run again on a kept database, once per
     --incremental-runs, each after the next NEW_EVENTS_MINUTES of events."""
@@ -577,11 +584,7 @@ def rerun_incremental(args: argparse.Namespace) -> Results:
             results.incremental_peak_rss_mib, slice_run.peak_rss_mib
         )
     results.incremental_seconds = round(statistics.median(timings), 2)
-    results.notes.append(
-        "checks: none (--without-checks)"
-        if args.without_checks
-        else "checks: every check of the built assets, dbt tests on the run's rows"
-    )
+    results.notes.append(checks_note(args))
     results.notes.append(
         "incremental runs (s): " + ", ".join(f"{t:.2f}" for t in timings) + " (median above)"
     )
@@ -607,6 +610,7 @@ def run(args: argparse.Namespace) -> Results:
         log(f"loaded {data.month.total:,} raw rows in {data.month.seconds:.0f} s")
 
         signals = Signals(url, data_dir)
+        signals.checks = not args.without_checks
         log("full rebuild (partner-signals materialize --full-refresh: dbt build, every test)")
         with PeakRss() as rss, timed() as took:
             results.full_rebuild_ok = signals.full_rebuild()
@@ -638,6 +642,7 @@ def run(args: argparse.Namespace) -> Results:
             slice_run = time_next_slice(url, signals)
             results.incremental_ok = results.incremental_ok and slice_run.ran
             timings.append(slice_run.seconds)
+        results.notes.append(checks_note(args))
         if len(timings) > 1:
             results.notes.append(
                 "incremental runs, the first right after the rebuild, then each after the "
@@ -750,7 +755,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--without-checks",
         action="store_true",
-        help="with --url: the sensor's runs evaluate no checks (to measure what checks add)",
+        help="the sensor's runs evaluate no checks (to measure what checks add)",
     )
     p.add_argument("--keep-db", action="store_true")
     p.add_argument(

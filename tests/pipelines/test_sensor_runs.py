@@ -251,8 +251,8 @@ def test_after_materialize_the_first_tick_goes_on_from_the_marts(
     assert_checks_evaluated(request, result)
     # Its dbt tests read the run's rows: the batch's loaded_at, each restaurant's start.
     run_dir = deployment.settings.data_dir / "dbt" / "target" / "run"
-    (unique_id,) = run_dir.rglob("unique_canonical_events_id.sql")
-    assert '"loaded_at" = \'' in unique_id.read_text()
+    (company,) = run_dir.rglob("relationships_canonical_events_company_id_*.sql")
+    assert '"loaded_at" = \'' in company.read_text()
     (visits,) = run_dir.rglob("not_null_int_visits_seated_at.sql")
     assert f"restaurant_id = '{day.restaurant_id}'" in visits.read_text()
 
