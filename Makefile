@@ -23,8 +23,11 @@ $(STAMP): pyproject.toml requirements.lock
 demo: $(STAMP)
 	$(BIN)/partner-signals demo
 
+# One pytest worker per CPU (pytest-xdist), a test file per worker at a time: most of the
+# suite waits on dbt, Dagster and PostgreSQL. PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= auto
 test: $(STAMP) promtool
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # promtool checks deploy/prometheus/ in the tests; Debian's prometheus package has it.
 promtool:

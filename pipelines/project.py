@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -80,7 +81,15 @@ def ensure_manifest(project: DbtProject = dbt_project) -> Path:
     A clean checkout then loads without a manual step, and an edited model is picked up
     by the next load (`dagster dev` reloads, the CLI, tests).
     """
-    if manifest_is_stale(project):
-        with patched_environ({"DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DO_NOT_TRACK": "1"}):
-            project.preparer.prepare(project)
+    if not manifest_is_stale(project):
+        return project.manifest_path
+    # One parse at a time per checkout: processes that load at once (test workers, the
+    # daemon beside the webserver) would otherwise write the same target files together.
+    lock = Path(project.project_dir) / "target" / ".parse.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        if manifest_is_stale(project):  # unless another process parsed while this waited
+            with patched_environ({"DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DO_NOT_TRACK": "1"}):
+                project.preparer.prepare(project)
     return project.manifest_path

@@ -1,6 +1,7 @@
 """The dbt project as Dagster assets; dbt tests become asset checks."""
 # Dagster reads these annotations at definition time, so no postponed annotations here.
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -107,6 +108,6 @@ def keep_partial_parse(run_target: Path) -> None:
     produced = run_target / "partial_parse.msgpack"
     kept = Path(dbt_project.project_dir) / "target" / "partial_parse.msgpack"
     if produced.exists() and produced.resolve() != kept.resolve():
-        tmp = kept.with_suffix(".msgpack.tmp")
+        tmp = kept.with_name(f".partial_parse.{os.getpid()}.tmp")  # runs may end together
         shutil.copyfile(produced, tmp)
         tmp.replace(kept)
