@@ -19,7 +19,7 @@ from partner_signals.pushes.worker import RunSummary
 from partner_signals.settings import Settings
 from tests.pushes.conftest import Clock, Partner, Tenant, deliver, enable_webhook, event, outbox
 
-LEASE = {"lease_seconds": 0.6, "renew_seconds": 0.15}
+LEASE = {"lease_seconds": 1.0, "renew_seconds": 0.2}
 
 
 def test_a_live_worker_keeps_its_claims_past_the_lease(
@@ -29,9 +29,9 @@ def test_a_live_worker_keeps_its_claims_past_the_lease(
     partners: Callable[..., Partner],
     clock: Clock,
 ) -> None:
-    # One request at a time, 0.15 s each: the last of 12 waits about 1.8 s for its turn,
-    # three leases, while a second worker keeps asking for whatever is due.
-    partner = partners(delay=0.15)
+    # One request at a time, 0.2 s each: the last of 12 waits about 2.4 s for its turn,
+    # more than two leases, while a second worker keeps asking for whatever is due.
+    partner = partners(delay=0.2)
     integration = enable_webhook(engine, settings, tenant, partner.url)
     with engine.begin() as conn:
         enqueue_events(conn, [event(tenant, "order.created") for _ in range(12)])
