@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -50,16 +51,26 @@ def run(
     """Deliver what is due once and print the counts (or keep going with --forever)."""
     from partner_signals.db import get_engine
     from partner_signals.pushes.outbox import enqueue_unpaid_bill_nudges
-    from partner_signals.pushes.worker import deliver_due, run_loop
+    from partner_signals.pushes.worker import WorkerOptions, deliver_due, run_loop
 
     settings = get_settings()
     engine = get_engine(settings)
 
+    options = WorkerOptions.from_settings(settings)
+
     async def daemon() -> None:
         stop = asyncio.Event()
+        # SIGTERM (how serve and supervisors stop it) finishes and writes what it claimed,
+        # as Ctrl-C does, instead of leaving its claims to wait out their lease.
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
         task = asyncio.create_task(
             deliver_due(
-                engine, key=settings.master_key(), forever=True, stop=stop, company_id=company
+                engine,
+                key=settings.master_key(),
+                forever=True,
+                stop=stop,
+                company_id=company,
+                options=options,
             )
         )
         try:
@@ -87,7 +98,9 @@ def run(
         if queued:
             out.print(f"{queued} unpaid-bill nudges queued")
     summary = run_loop(
-        deliver_due(engine, key=settings.master_key(), limit=limit, company_id=company)
+        deliver_due(
+            engine, key=settings.master_key(), limit=limit, company_id=company, options=options
+        )
     )
     out.print(summary.line())
     for adapter, counts in sorted(summary.by_adapter.items()):

@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     # partners share the result. 0 computes every request.
     api_snapshot_seconds: float = 1.0
     dbt_target_schema: str = "analytics"
+    # Push worker: a claimed outbox row is leased to its worker for this long, and the
+    # worker renews the leases of the rows it still holds this often (a heartbeat). A
+    # worker that dies leaves its claims for at most one lease; a live one keeps them
+    # however long a slow partner makes them wait.
+    push_lease_seconds: float = 30.0
+    push_lease_renew_seconds: float = 10.0
 
     @field_validator("secret_key")
     @classmethod
@@ -62,6 +68,15 @@ class Settings(BaseSettings):
         if len(raw) != 32:
             raise ValueError("PARTNER_SIGNALS_SECRET_KEY must decode to 32 bytes (AES-256)")
         return value
+
+    @model_validator(mode="after")
+    def _renew_within_lease(self) -> Settings:
+        if not 0 < self.push_lease_renew_seconds < self.push_lease_seconds:
+            raise ValueError(
+                "PARTNER_SIGNALS_PUSH_LEASE_RENEW_SECONDS must be above 0 and below "
+                "PARTNER_SIGNALS_PUSH_LEASE_SECONDS, or leases lapse while their worker lives"
+            )
+        return self
 
     @model_validator(mode="after")
     def _exports_under_data_dir(self) -> Settings:

@@ -20,3 +20,9 @@ LATENCY = Histogram(
     ["adapter"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
 )
+RECLAIMED = Counter(
+    "partner_signals_push_claims_reclaimed_total",
+    "Outbox rows claimed while still naming another worker: that worker died (or stalled "
+    "past its lease) holding them, so the partner may get them a second time",
+    ["adapter"],
+)

@@ -69,7 +69,7 @@ def replay_dead_letters(
             requeued as (
                 update ops.outbox o set status = 'pending', attempts = 0,
                     next_attempt_at = coalesce(cast(:now as timestamptz), now()),
-                    last_error = null, updated_at = now()
+                    last_error = null, claimed_by = null, updated_at = now()
                 from (select distinct delivery_id from picked) p
                 where o.delivery_id = p.delivery_id
                 returning 1

@@ -1,10 +1,17 @@
-"""The worker's side of the outbox: claim due rows under a lease, load their targets, write
-results and attempts back, retire an endpoint that answered 410. Blocking SQL: the worker
-runs these in a thread while its event loop keeps sending."""
+"""The worker's side of the outbox: claim due rows under a lease, renew the leases it still
+holds, load their targets, write results and attempts back, retire an endpoint that answered
+410. Blocking SQL: the worker runs these in a thread while its event loop keeps sending.
+
+A lease is the row's next_attempt_at pushed `lease_seconds` ahead, with claimed_by naming
+the worker (a random id per run). The worker renews the leases of the rows it still holds
+every few seconds and clears claimed_by when it writes a row's result, so a worker that
+dies leaves its rows for at most one short lease, and one that lives keeps them however
+long they wait behind a slow partner."""
 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,6 +34,9 @@ class Claimed:
     integration_id: int
     adapter: str
     message: Message
+    # The row still named another worker: that worker died (or stalled past its lease)
+    # holding it, and may have sent it already.
+    reclaimed: bool = False
 
 
 @dataclass(frozen=True)
@@ -65,6 +75,7 @@ class OutboxStore:
         self.clock = clock
         self.lease_seconds = lease_seconds
         self.company_id = company_id
+        self.worker_id = uuid.uuid4()
         self.targets: dict[int, Target | str] = {}  # str: why it cannot be used
 
     def claim(
@@ -81,7 +92,7 @@ class OutboxStore:
                 sa.text(
                     """
                     with due as (
-                        select o.delivery_id from ops.outbox o
+                        select o.delivery_id, o.claimed_by as previous from ops.outbox o
                         where o.status = 'pending' and o.next_attempt_at <= :due_by
                             and o.integration_id <> all(cast(:skip as bigint[]))
                             and (cast(:company as text) is null or o.company_id = :company)
@@ -91,10 +102,12 @@ class OutboxStore:
                         limit :n
                         for update of o skip locked
                     )
-                    update ops.outbox o set next_attempt_at = :lease, updated_at = now()
+                    update ops.outbox o
+                    set next_attempt_at = :lease, claimed_by = :me, updated_at = now()
                     from due where o.delivery_id = due.delivery_id
                     returning o.delivery_id, o.integration_id, o.adapter, o.idempotency_key,
-                        o.event_id, o.event_type, o.version, o.payload, o.attempts
+                        o.event_id, o.event_type, o.version, o.payload, o.attempts,
+                        due.previous is not null as reclaimed
                     """
                 ),
                 {
@@ -102,6 +115,7 @@ class OutboxStore:
                     "skip": skip,
                     "n": limit,
                     "lease": lease,
+                    "me": self.worker_id,
                     "company": self.company_id,
                 },
             ).all()
@@ -122,10 +136,38 @@ class OutboxStore:
                     payload=r.payload,
                     attempt=r.attempts + 1,
                 ),
+                reclaimed=r.reclaimed,
             )
             for r in rows
         ]
         return claimed, enabled
+
+    def renew(self) -> int:
+        """The heartbeat: push the lease of every row this worker still holds (claimed,
+        result not written yet) `lease_seconds` ahead. Returns how many it holds."""
+        with self.engine.begin() as conn:
+            return conn.execute(
+                sa.text(
+                    "update ops.outbox set next_attempt_at = :lease "
+                    "where claimed_by = :me and status = 'pending'"
+                ),
+                {
+                    "lease": self.clock() + timedelta(seconds=self.lease_seconds),
+                    "me": self.worker_id,
+                },
+            ).rowcount
+
+    def release(self) -> int:
+        """Hand back what this worker still holds, due now (a run that stops early, or
+        fails, leaves nothing to wait a lease out for). Returns how many rows."""
+        with self.engine.begin() as conn:
+            return conn.execute(
+                sa.text(
+                    "update ops.outbox set next_attempt_at = least(next_attempt_at, :now), "
+                    "claimed_by = null where claimed_by = :me and status = 'pending'"
+                ),
+                {"now": self.clock(), "me": self.worker_id},
+            ).rowcount
 
     def _load_targets(self, conn: sa.Connection, ids: set[int]) -> set[int]:
         rows = conn.execute(
@@ -188,7 +230,11 @@ class OutboxStore:
                                 last_response_code = v.code,
                                 updated_at = now(),
                                 delivered_at = case when v.status = 'delivered'
-                                                    then v.at else o.delivered_at end
+                                                    then v.at else o.delivered_at end,
+                                -- a worker that took the row over after our lease lapsed
+                                -- keeps its claim (and renews it) until it writes its own
+                                claimed_by = case when o.claimed_by = :me
+                                                  then null else o.claimed_by end
                             from v
                             -- a row swept into dead letters meanwhile (410) stays as it is
                             where o.delivery_id = v.id and o.status = 'pending'
@@ -209,6 +255,7 @@ class OutboxStore:
                         "code": [r.code for r in results],
                         "fault": [r.fault for r in results],
                         "at": [r.at for r in results],
+                        "me": self.worker_id,
                     },
                 )
                 conn.execute(
@@ -254,7 +301,7 @@ class OutboxStore:
                 """
                 with swept as (
                     update ops.outbox set status = 'dead', updated_at = now(),
-                        last_error = 'endpoint gone (410)'
+                        last_error = 'endpoint gone (410)', claimed_by = null
                     where integration_id = :i and status = 'pending'
                     returning delivery_id
                 )

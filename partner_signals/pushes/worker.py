@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import time
 from collections import Counter
@@ -34,8 +35,12 @@ from partner_signals.pushes.policy import (
 )
 from partner_signals.pushes.store import Claimed, OutboxStore, Result
 from partner_signals.pushes.transport import Transport
+from partner_signals.settings import Settings, get_settings
 
 Clock = Callable[[], datetime]
+log = logging.getLogger(__name__)
+# The lease defaults are declared once, as settings; WorkerOptions() takes them from there.
+_SETTINGS = Settings.model_fields
 
 
 def utc_now() -> datetime:
@@ -51,7 +56,10 @@ class WorkerOptions:
     # own queue and the claim loop keeps claiming everyone else's.
     per_endpoint_queue: int = 64
     timeout: float = 10.0  # one request, connect to last byte
-    lease_seconds: float = 300.0  # a claimed row is due again after this if we die
+    # A claimed row is due again this long after its worker's last renewal (if it dies);
+    # the worker renews what it holds every renew_seconds. See store.py.
+    lease_seconds: float = _SETTINGS["push_lease_seconds"].default
+    renew_seconds: float = _SETTINGS["push_lease_renew_seconds"].default
     flush_interval: float = 0.05
     flush_rows: int = 1000
     poll_interval: float = 0.5  # forever mode: sleep when nothing is due
@@ -60,10 +68,25 @@ class WorkerOptions:
     min_retry_seconds: float = 1.0
     policy: RetryPolicy = field(default_factory=RetryPolicy)
 
+    def __post_init__(self) -> None:
+        if not 0 < self.renew_seconds < self.lease_seconds:
+            raise ValueError("renew_seconds must be above 0 and below lease_seconds")
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> WorkerOptions:
+        """The options a deployment sets through the environment (the lease), and the
+        defaults for the rest."""
+        values: dict[str, Any] = {
+            "lease_seconds": settings.push_lease_seconds,
+            "renew_seconds": settings.push_lease_renew_seconds,
+        }
+        return cls(**(values | overrides))
+
 
 @dataclass
 class RunSummary:
     claimed: int = 0
+    reclaimed: int = 0  # of those, taken over from a worker that died holding them
     delivered: int = 0
     retried: int = 0
     deferred: int = 0
@@ -76,6 +99,11 @@ class RunSummary:
             f"{self.claimed} due: {self.delivered} delivered, {self.retried} to retry, "
             f"{self.deferred} deferred, {self.dead} dead-lettered"
             + (f", {self.endpoints_gone} endpoints gone (disabled)" if self.endpoints_gone else "")
+            + (
+                f", {self.reclaimed} taken over from a worker that died holding them"
+                if self.reclaimed
+                else ""
+            )
         )
 
 
@@ -112,6 +140,7 @@ class DeliveryRun:
         self.rng = rng or random.Random()
         self.summary = RunSummary()
         self.targets_loaded_at = 0.0
+        self.renewed_at = time.monotonic()
         self.results: list[Result] = []
         self.gone: set[int] = set()
         self.overall = asyncio.Semaphore(options.overall)
@@ -129,6 +158,16 @@ class DeliveryRun:
         claimed, enabled = await asyncio.to_thread(self.store.claim, limit, due_by, skip)
         if enabled:
             self.endpoints.revive(enabled)
+        reclaimed = [c for c in claimed if c.reclaimed]
+        if reclaimed:
+            self.summary.reclaimed += len(reclaimed)
+            for item in reclaimed:
+                metrics.RECLAIMED.labels(item.adapter).inc()
+            log.warning(
+                "took over %s deliveries another worker claimed and did not finish "
+                "(it died or stalled past its lease); the partner may get them twice",
+                len(reclaimed),
+            )
         return claimed
 
     # -- schedule: one task per claimed row, on its endpoint's turn ------------------------
@@ -264,14 +303,26 @@ class DeliveryRun:
             await asyncio.to_thread(self.store.flush, results, gone)
             self.summary.endpoints_gone += len(gone)
 
+    async def renew(self) -> None:
+        """The heartbeat: keep the leases of what this run holds. A failed renewal is
+        logged and tried again at the next beat; the lease outlasts a few missed ones."""
+        self.renewed_at = time.monotonic()
+        try:
+            await asyncio.to_thread(self.store.renew)
+        except Exception:
+            log.exception("could not renew the leases of claimed deliveries; trying again")
+
     async def _flusher(self, stop: asyncio.Event) -> None:
         # Statuses are written in batches, but often: a fast partner's deliveries show as
         # delivered while a slow partner's requests are still waiting for an answer.
+        # Renewals run in the same loop, after a flush, so the two never race.
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.options.flush_interval)
             if len(self.results) or self.gone:
                 await self.flush()
+            if self.inflight and time.monotonic() - self.renewed_at >= self.options.renew_seconds:
+                await self.renew()
             await self.transport.sweep()
 
     # -- the loop --------------------------------------------------------------------------
@@ -329,8 +380,14 @@ class DeliveryRun:
                 await asyncio.gather(*self.inflight)
         finally:
             flushing.set()
-            await flusher
-            await self.flush()
+            try:
+                await flusher
+                await self.flush()
+            finally:
+                # Normally nothing is left; after an error or a cancellation, what was
+                # claimed and not finished is due again now rather than after the lease.
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(self.store.release)
         return self.summary
 
 
@@ -347,8 +404,9 @@ async def deliver_due(
     company_id: str | None = None,
 ) -> RunSummary:
     """Deliver what is due now (or, with forever=True, keep delivering until `stop`);
-    `company_id` narrows the run to one company's deliveries."""
-    options = options or WorkerOptions()
+    `company_id` narrows the run to one company's deliveries. Without `options`, the
+    settings' lease and the defaults for the rest."""
+    options = options or WorkerOptions.from_settings(get_settings())
     run = DeliveryRun(
         engine, key=key, client=client, clock=clock, options=options, company_id=company_id
     )
