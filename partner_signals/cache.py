@@ -53,6 +53,9 @@ class Cache(Generic[K, V]):
         self._entries: dict[K, tuple[float, float, V]] = {}
         self._pending: dict[K, asyncio.Task[V]] = {}
         # Bumped by discard and clear: a load started before keeps its answer to itself.
+        # One counter for every key: a discard also stops other keys' loads under way
+        # from being stored (their next reader loads again), which changes are rare
+        # enough to afford.
         self._generation = 0
         self._loads: set[asyncio.Task[V]] = set()
 

@@ -78,3 +78,19 @@ def test_ingest_hears_revoked_keys_disabled_providers_and_new_restaurants(
             await directory.stop()
 
     asyncio.run(body())
+
+
+def test_made_up_keys_cannot_grow_the_cache_past_its_limit(
+    settings: Settings, database_url: str
+) -> None:
+    async def body() -> None:
+        directory = Directory(database_url, settings.master_key(), ttl=TTL, limit=8)
+        await directory.start()
+        try:
+            for i in range(50):
+                assert await directory.company_for_key(f"psi_made_up_{i}") is None
+            assert len(directory._cache) == 8
+        finally:
+            await directory.stop()
+
+    asyncio.run(body())
