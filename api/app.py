@@ -24,7 +24,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         s = settings or get_settings()
         state = ApiState.create(s, libpq_url(s))
-        await state.pool.open(wait=False)
+        await state.open()
         app.state.api = state
         # A worker holds ~110,000 objects after imports that live as long as it does; a
         # full collection would walk them all with every request waiting. Moved out of

@@ -59,11 +59,17 @@ def create_partner_key(
 
 
 def revoke_partner_key(conn: sa.Connection, *, prefix: str) -> int:
-    result = conn.execute(
-        sa.text(
-            "update ops.partner_keys set revoked_at = now() "
-            "where key_prefix = :p and revoked_at is null"
-        ),
-        {"p": prefix},
+    """Revoke the live partner keys that start with `prefix`; how many. Every partner
+    API worker refuses them within milliseconds of the commit (migration 0010's NOTIFY)."""
+    companies: list[str] = list(
+        conn.execute(
+            sa.text(
+                "update ops.partner_keys set revoked_at = now() "
+                "where key_prefix = :p and revoked_at is null returning company_id"
+            ),
+            {"p": prefix},
+        ).scalars()
     )
-    return result.rowcount
+    for company_id in companies:
+        audit(conn, action="partner_keys.revoke", company_id=company_id, details={"prefix": prefix})
+    return len(companies)

@@ -1,9 +1,14 @@
-"""What the partner API holds while it runs: a read-only pool, the caches, the limiter."""
+"""What the partner API holds while it runs: a read-only pool, the caches, the limiter.
+
+Keys and restaurants are cached for KEY_TTL_SECONDS, at most CACHE_LIMIT of each; a
+change to either is pushed by NOTIFY (partner_signals.invalidation) and forgets the
+cached answer at once, so a revoked key is refused within milliseconds on every worker.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from psycopg import AsyncConnection
@@ -13,13 +18,17 @@ from psycopg_pool import AsyncConnectionPool
 
 from partner_signals.cache import Cache
 from partner_signals.crypto import hash_api_key
+from partner_signals.invalidation import Change, ChangeListener
 from partner_signals.ratelimit import RateLimiter
 from partner_signals.settings import Settings
 
 READER_ROLE = "partner_signals_reader"
 MAX_STALE_SECONDS = 30.0
-# A revoked key, or a restaurant moved out of reach, stops being served within this.
+# Unheard (the listener reconnecting), a revoked key or a restaurant moved out of reach
+# stops being served within this.
 KEY_TTL_SECONDS = 10.0
+# Made-up keys are cached as "unknown" too: this bounds what a flood of them holds.
+CACHE_LIMIT = 10_000
 
 T = TypeVar("T")
 
@@ -56,6 +65,7 @@ class ApiState:
     keys: Cache[bytes, Principal | None]
     companies: Cache[str, str | None]
     snapshots: Cache[tuple[Any, ...], Any]
+    listener: ChangeListener = field(init=False)
 
     def snapshot(
         self, key: tuple[Any, ...], compute: Callable[[], Awaitable[T]]
@@ -70,12 +80,29 @@ class ApiState:
         coroutine, handed back rather than awaited here: no second frame per read.)"""
         return self.snapshots.get(key, compute)
 
+    async def open(self) -> None:
+        await self.pool.open(wait=False)
+        self.listener.start()
+
     async def close(self) -> None:
         """Stop background refreshes, then the pool (a refresh left running would find
         the pool closed and log a failure at every shutdown)."""
+        await self.listener.stop()
         for cache in (self.snapshots, self.keys, self.companies):
             await cache.close()
         await self.pool.close()
+
+    def forget(self) -> None:
+        """Drop every cached key and restaurant (on each (re)connect of the listener)."""
+        self.keys.clear()
+        self.companies.clear()
+
+    def _changed(self, change: Change) -> None:
+        row = change.row
+        if change.table == "partner_keys":
+            self.keys.discard(bytes.fromhex(str(row.get("key_hash"))))
+        elif change.table == "restaurants":
+            self.companies.discard(str(row.get("restaurant_id")))
 
     @classmethod
     def create(cls, settings: Settings, conninfo: str) -> ApiState:
@@ -89,20 +116,31 @@ class ApiState:
             kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": 3},
         )
         limiter = RateLimiter(settings.api_rate_per_second, settings.api_rate_burst)
-        return cls(
+        state = cls(
             settings=settings,
             pool=pool,
             limiter=limiter,
             # A steady partner never waits on the database for its key: past half the
             # TTL, one refresh runs in the background while the cached answer is served.
-            keys=Cache(ttl=KEY_TTL_SECONDS, refresh_ahead=0.5, name="a cached key"),
-            companies=Cache(ttl=KEY_TTL_SECONDS, refresh_ahead=0.5, name="a cached restaurant"),
+            keys=Cache(
+                ttl=KEY_TTL_SECONDS, refresh_ahead=0.5, limit=CACHE_LIMIT, name="a cached key"
+            ),
+            companies=Cache(
+                ttl=KEY_TTL_SECONDS,
+                refresh_ahead=0.5,
+                limit=CACHE_LIMIT,
+                name="a cached restaurant",
+            ),
             snapshots=Cache(
                 ttl=settings.api_snapshot_seconds,
                 max_stale=MAX_STALE_SECONDS,
                 name="a signals snapshot",
             ),
         )
+        state.listener = ChangeListener(
+            conninfo, on_change=state._changed, on_connect=state.forget, name="partner API keys"
+        )
+        return state
 
     async def principal(self, key: str) -> Principal | None:
         digest = hash_api_key(key)

@@ -44,12 +44,15 @@ def keys_create(
 def keys_revoke(
     prefix: Annotated[str, typer.Argument(help="The key's first 10 characters")],
 ) -> None:
-    """Revoke a partner key by its prefix."""
+    """Revoke a partner key by its prefix; every API worker refuses it within a second."""
     from api.keys import revoke_partner_key
     from partner_signals.db import get_engine
 
     with get_engine().begin() as conn:
         count = revoke_partner_key(conn, prefix=prefix)
+    if not count:
+        console.print(f"[red]error:[/red] no live partner key starts with {prefix!r}")
+        raise typer.Exit(1)
     out.print(f"{count} key(s) revoked")
 
 

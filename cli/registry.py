@@ -311,3 +311,18 @@ def ingest_keys_create(company: Annotated[str, typer.Option(help="Company id")])
         raise fail(str(exc)) from None
     console.print("Store this key now; it cannot be shown again.")
     out.print(key)
+
+
+@keys_app.command("revoke")
+def ingest_keys_revoke(
+    prefix: Annotated[str, typer.Argument(help="The key's first 10 characters")],
+) -> None:
+    """Revoke a POS ingest key by its prefix; every ingest worker refuses it within a second."""
+    from partner_signals.db import get_engine
+    from partner_signals.registry import revoke_ingest_key
+
+    with get_engine().begin() as conn:
+        count = revoke_ingest_key(conn, prefix=prefix)
+    if not count:
+        raise fail(f"no live ingest key starts with {prefix!r}")
+    out.print(f"{count} key(s) revoked")

@@ -1,7 +1,11 @@
 """Who may send what: company secrets, ingest keys and restaurants, cached briefly.
 
 Every request needs one of these; reading them per request would double the database
-work, so answers (including "unknown") are kept for `ttl` seconds.
+work, so answers (including "unknown") are kept for `ttl` seconds, at most `limit` of
+them. A change to a key, an integration or a restaurant is pushed here by NOTIFY
+(partner_signals.invalidation) and forgets the answers it decided at once: a revoked
+key is refused within milliseconds; `ttl` bounds staleness only while the listener is
+reconnecting.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from partner_signals.cache import Cache
 from partner_signals.crypto import decrypt_json, hash_api_key
+from partner_signals.invalidation import Change, ChangeListener
 from partner_signals.providers import Credentials
 from partner_signals.registry import integration_context
 
@@ -38,19 +43,33 @@ class Directory:
         )
         self._key = master_key
         # No refresh ahead (as ever here): past `ttl` the requests for a key wait for
-        # one read together, so a revoked key or a disabled provider is refused within
-        # `ttl`. Bounded, because the unknown keys and companies a flood makes up are
-        # cached too.
+        # one read together, so even unheard, a revoked key or a disabled provider is
+        # refused within `ttl`. Bounded, because the unknown keys and companies a flood
+        # makes up are cached too.
         self._cache: Cache[tuple[str, ...], Any] = Cache(
             ttl=ttl, limit=limit, name="an ingest credential", clock=clock
+        )
+        self.listener = ChangeListener(
+            conninfo, on_change=self._changed, on_connect=self.forget, name="ingest directory"
         )
 
     async def start(self) -> None:
         await self.pool.open(wait=False)
+        self.listener.start()
 
     async def stop(self) -> None:
+        await self.listener.stop()
         await self._cache.close()
         await self.pool.close()
+
+    def _changed(self, change: Change) -> None:
+        row = change.row
+        if change.table == "ingest_keys":
+            self._cache.discard(("key", str(row.get("key_hash"))))
+        elif change.table == "integrations":
+            self._cache.discard(("creds", str(row.get("company_id")), str(row.get("provider"))))
+        elif change.table == "restaurants":
+            self._cache.discard(("restaurants", str(row.get("company_id"))))
 
     async def _fetchone(self, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
         async with self.pool.connection() as conn:

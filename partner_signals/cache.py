@@ -52,6 +52,12 @@ class Cache(Generic[K, V]):
         # a load, so a hit only compares.
         self._entries: dict[K, tuple[float, float, V]] = {}
         self._pending: dict[K, asyncio.Task[V]] = {}
+        # Bumped by discard and clear: a load started before keeps its answer to itself.
+        # One counter for every key: a discard also stops other keys' loads under way
+        # from being stored (their next reader loads again), which changes are rare
+        # enough to afford.
+        self._generation = 0
+        self._loads: set[asyncio.Task[V]] = set()
 
     async def get(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
         hit = self._entries.get(key)
@@ -79,30 +85,42 @@ class Cache(Generic[K, V]):
     def __len__(self) -> int:
         return len(self._entries)
 
+    def discard(self, key: K) -> None:
+        """Forget `key`: the next reader loads it afresh, even if a load is under way."""
+        self._generation += 1
+        self._entries.pop(key, None)
+        self._pending.pop(key, None)
+
     def clear(self) -> None:
-        """Forget every value (a load under way still stores its answer)."""
+        """Forget every value; loads under way answer their readers but store nothing."""
+        self._generation += 1
         self._entries.clear()
+        self._pending.clear()
 
     async def close(self) -> None:
         """Cancel loads under way (one left running would find its pool closed and log a
         failure at every shutdown) and wait for them to end."""
-        tasks = list(self._pending.values())
+        tasks = list(self._loads)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
     def _start(self, key: K, load: Callable[[], Awaitable[V]]) -> asyncio.Task[V]:
-        task = asyncio.get_running_loop().create_task(self._load(key, load))
+        task = asyncio.get_running_loop().create_task(self._load(key, load, self._generation))
         self._pending[key] = task
+        # Every load, also those discard or clear let go of, so close() cancels them all.
+        self._loads.add(task)
+        task.add_done_callback(self._loads.discard)
         return task
 
-    async def _load(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
+    async def _load(self, key: K, load: Callable[[], Awaitable[V]], generation: int) -> V:
         started = self._clock()
         try:
             value = await load()
         finally:
-            self._pending.pop(key, None)
-        if self.ttl > 0:
+            if self._pending.get(key) is asyncio.current_task():
+                self._pending.pop(key)
+        if self.ttl > 0 and generation == self._generation:
             entries = self._entries
             # Re-inserted at the end: the dict's order is the order of loads.
             entries.pop(key, None)

@@ -168,6 +168,24 @@ def create_ingest_key(conn: sa.Connection, *, company_id: str) -> str:
     return key
 
 
+def revoke_ingest_key(conn: sa.Connection, *, prefix: str) -> int:
+    """Revoke the company's live ingest keys that start with `prefix` (what `create`
+    showed as the key's first 10 characters); how many. Every ingest worker refuses
+    them within milliseconds of the commit (the NOTIFY of migration 0010)."""
+    companies: list[str] = list(
+        conn.execute(
+            sa.text(
+                "update ops.ingest_keys set revoked_at = now() "
+                "where key_prefix = :p and revoked_at is null returning company_id"
+            ),
+            {"p": prefix},
+        ).scalars()
+    )
+    for company_id in companies:
+        audit(conn, action="ingest_keys.revoke", company_id=company_id, details={"prefix": prefix})
+    return len(companies)
+
+
 def audit(
     conn: sa.Connection,
     *,

@@ -44,7 +44,25 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     "/events",
     response_model=EventPage,
     summary="Canonical events, oldest first",
-    responses={**ERRORS, 400: {"description": "A cursor this API did not issue"}},
+    responses={
+        **ERRORS,
+        200: {
+            # An OpenAPI link: clients and schemathesis's stateful tests follow the pages.
+            "links": {
+                "next_page": {
+                    "operationRef": "#/paths/~1v1~1events/get",
+                    "description": "The next page: the same query from next_cursor",
+                    "parameters": {
+                        "cursor": "$response.body#/next_cursor",
+                        "restaurant_id": "$request.query.restaurant_id",
+                        "type": "$request.query.type",
+                        "limit": "$request.query.limit",
+                    },
+                }
+            }
+        },
+        400: {"description": "A cursor this API did not issue"},
+    },
 )
 async def list_events(
     state: State,

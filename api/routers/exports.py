@@ -43,7 +43,39 @@ async def visible_restaurants(state: State, principal: Principal) -> set[str]:
         return {r["restaurant_id"] for r in await cur.fetchall()}
 
 
-@router.get("", response_model=ExportList, summary="Exported files this key may read")
+@router.get(
+    "",
+    response_model=ExportList,
+    summary="Exported files this key may read",
+    responses={
+        200: {
+            # OpenAPI links, for clients and schemathesis's stateful tests: a listed
+            # file, and the signals and events of a restaurant the key sees.
+            "links": {
+                "first_file": {
+                    "operationRef": "#/paths/~1v1~1exports~1%7Bname%7D/get",
+                    "description": "Read a listed file by its name",
+                    "parameters": {"name": "$response.body#/files/0/name"},
+                },
+                **{
+                    f"restaurant_{signals}": {
+                        "operationRef": (
+                            f"#/paths/~1v1~1restaurants~1%7Brestaurant_id%7D~1{signals}/get"
+                        ),
+                        "description": f"The {signals} signals of a listed file's restaurant",
+                        "parameters": {"restaurant_id": "$response.body#/files/0/restaurant_id"},
+                    }
+                    for signals in ("workforce", "crm")
+                },
+                "restaurant_events": {
+                    "operationRef": "#/paths/~1v1~1events/get",
+                    "description": "The events of a listed file's restaurant",
+                    "parameters": {"restaurant_id": "$response.body#/files/0/restaurant_id"},
+                },
+            }
+        }
+    },
+)
 async def exports(
     state: State, principal: Annotated[Principal, require("read:exports")]
 ) -> ExportList:

@@ -288,6 +288,58 @@ def test_clear_forgets_every_value() -> None:
     run(body)
 
 
+def test_discard_forgets_one_key_and_keeps_the_others() -> None:
+    async def body() -> None:
+        clock, source = Clock(), Source()
+        cache = make(clock)
+        await cache.get("k", source)
+        await cache.get("other", source)
+        cache.discard("k")
+        source.value = "v2"
+        assert await cache.get("k", source) == "v2"
+        assert await cache.get("other", source) == "v1"
+        assert source.calls == 3
+
+    run(body)
+
+
+@pytest.mark.parametrize("forget", ["discard", "clear"])
+def test_a_load_under_way_when_forgotten_is_not_kept_nor_joined(forget: str) -> None:
+    """The load may have read the row before the change: its readers get its answer,
+    but a reader after the change loads again and nothing old is stored."""
+
+    async def body() -> None:
+        clock, old, new = Clock(), Source(), Source()
+        cache = make(clock)
+        old.gate = asyncio.Event()
+        before = asyncio.ensure_future(cache.get("k", old))
+        await settle()
+        cache.discard("k") if forget == "discard" else cache.clear()
+        new.value = "v2"
+        assert await cache.get("k", new) == "v2"
+        old.gate.set()
+        assert await before == "v1"
+        assert cache.peek("k") == "v2"
+        assert (old.calls, new.calls) == (1, 1)
+
+    run(body)
+
+
+def test_close_cancels_a_forgotten_load_too() -> None:
+    async def body() -> None:
+        clock, source = Clock(), Source()
+        cache = make(clock)
+        source.gate = asyncio.Event()  # never set
+        reader = asyncio.ensure_future(cache.get("k", source))
+        await settle()
+        cache.clear()
+        await asyncio.wait_for(cache.close(), 1.0)
+        with pytest.raises(asyncio.CancelledError):
+            await reader
+
+    run(body)
+
+
 def test_close_cancels_pending_refreshes() -> None:
     async def body() -> None:
         clock, source = Clock(), Source()

@@ -162,3 +162,46 @@ def test_unknown_provider_is_refused(cli_env: None) -> None:
 def test_key_for_unknown_company_is_refused(cli_env: None) -> None:
     result = runner.invoke(app, ["ingest-keys", "create", "--company", f"nope-{uuid.uuid4().hex}"])
     assert result.exit_code == 1
+
+
+@pytest.mark.parametrize(
+    ("group", "table", "create"),
+    [
+        ("ingest-keys", "ingest_keys", []),
+        ("keys", "partner_keys", ["--scope", "read:events"]),
+    ],
+)
+def test_keys_revoke_by_prefix_once_and_audited(
+    cli_env: None, engine: sa.Engine, ids: str, group: str, table: str, create: list[str]
+) -> None:
+    company = f"rev-{ids}"
+    run(
+        "restaurants",
+        "add",
+        "--company",
+        company,
+        "--restaurant",
+        f"rev-r-{ids}",
+        "--timezone",
+        "UTC",
+    )
+    key = run(group, "create", "--company", company, *create).strip().splitlines()[-1]
+    prefix = key[:10]
+    assert "1 key(s) revoked" in run(group, "revoke", prefix)
+    again = runner.invoke(app, [group, "revoke", prefix])
+    assert again.exit_code == 1
+    assert "no live" in again.output
+    with engine.connect() as conn:
+        revoked = conn.execute(
+            sa.text(f"select revoked_at is not null from ops.{table} where key_hash = :h"),
+            {"h": hash_api_key(key)},
+        ).scalar_one()
+        actions = conn.execute(
+            sa.text(
+                "select array_agg(action order by audit_id) from ops.audit_log where company_id = :c"
+            ),
+            {"c": company},
+        ).scalar_one()
+    assert revoked
+    assert actions[-1] == f"{table}.revoke"
+    assert key not in str(actions)
