@@ -5,14 +5,14 @@ NOTIFY per changed row (delivered when its transaction commits), naming the colu
 caches are keyed by, so a revoked key is refused within milliseconds on every worker
 (partner_signals.invalidation). Only keys and ids travel: never a secret or a config.
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 """
 
 from alembic import op
 
-revision = "0010"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
