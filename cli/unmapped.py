@@ -34,7 +34,8 @@ def unmapped_command(
     table = Table(title="Unmapped events (marts.unmapped_events)")
     for column in ("company", "source", "event", "reason", "events", "first received",
                    "last received", "sample raw id"):  # fmt: skip
-        table.add_column(column, justify="right" if column == "events" else "left")
+        # Names fold rather than end in "…": an operator maps them by their exact text.
+        table.add_column(column, justify="right" if column == "events" else "left", overflow="fold")
     for n in names:
         event = n.provider_event_type
         if n.provider_statuses:

@@ -251,7 +251,7 @@ def test_after_materialize_the_first_tick_goes_on_from_the_marts(
     assert_checks_evaluated(request, result)
     # Its dbt tests read the run's rows: the batch's loaded_at, each restaurant's start.
     run_dir = deployment.settings.data_dir / "dbt" / "target" / "run"
-    (company,) = run_dir.rglob("relationships_canonical_events_company_id_*.sql")
+    (company,) = run_dir.rglob("catalogued_source_canonical_events_source.sql")
     assert '"loaded_at" = \'' in company.read_text()
     (visits,) = run_dir.rglob("not_null_int_visits_seated_at.sql")
     assert f"restaurant_id = '{day.restaurant_id}'" in visits.read_text()

@@ -15,6 +15,7 @@ import orjson
 import psycopg
 import pytest
 import sqlalchemy as sa
+from rich.console import Console
 from typer.testing import CliRunner
 
 from cli.main import app
@@ -259,10 +260,12 @@ def test_the_check_passes_when_nothing_is_unmapped() -> None:
 
 def test_the_cli_shows_the_table(built: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABASE_URL", built)
+    # rich reads the width when the console is made (at import), not per command.
+    monkeypatch.setattr("cli.unmapped.out", Console(width=200))
     get_settings.cache_clear()
     try:
         runner = CliRunner()
-        result = runner.invoke(app, ["unmapped"], env={"COLUMNS": "200"})
+        result = runner.invoke(app, ["unmapped"])
         assert result.exit_code == 0, result.output
         assert "order.refunded" in result.output and "teleported" in result.output
         assert "PAYMENT.SALE.COMPLETED" in result.output and "charge.succeeded" not in result.output
