@@ -8,8 +8,11 @@ answers before any app runs:
 
 - 414 when the request target is over `http_max_url_bytes`;
 - 431 when there are more than `http_max_header_count` header fields or their names and
-  values add up to more than `http_max_header_bytes` (checked as the bytes arrive, so a
-  single endless header is cut off too, not buffered);
+  values add up to more than `http_max_header_bytes`. These are checked once the head is
+  parsed (a comparison or two a request, no call per header), and the head's size is
+  also checked as it arrives: a head still incomplete past the sum of the limits is
+  refused then (431, or for a target too long to fit, still 431), so what httptools
+  buffers of one endless header stays within one read (256 KiB) plus the limits;
 - 408 when a request's head is not complete `http_header_timeout_seconds` after its
   first byte;
 - and closes, without an answer, a connection that has no request under way for
@@ -125,10 +128,8 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self.head_timer: asyncio.TimerHandle | None = None
         self.head_open = False  # between a request's first byte and the end of its headers
         self.messages = 0
-        self.url_bytes = 0
-        self.header_count = 0
-        self.header_bytes = 0
-        self.head_seen = 0
+        self.head_seen = 0  # bytes of the head being received, after its first chunk
+        self.chunk_bytes = 0
         self.refusal: Refusal | None = None
 
     # -- the connection
@@ -153,21 +154,20 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             # a request answered early). Either way they have header_timeout to get there.
             self.head_timer = self.loop.call_later(self.limits.header_timeout, self.head_timed_out)
         open_before, messages_before = self.head_open, self.messages
+        self.chunk_bytes = len(data)
         super().data_received(data)
-        if self.refusal is not None or not (self.head_open and open_before):
-            return
-        if self.messages == messages_before:
+        if (
+            self.refusal is None
+            and open_before
+            and self.head_open
+            and self.messages == messages_before
+        ):
             # The whole chunk belongs to a head still incomplete: httptools buffers a
-            # header until it ends, so its size is checked here, as it arrives.
+            # header until it ends, so the head's size is checked here, as it arrives.
             self.head_seen += len(data)
             if self.head_seen > self.limits.max_head_bytes:
-                self.refuse(
-                    Refusal(
-                        431,
-                        "headers_too_large",
-                        f"request head over {self.limits.max_head_bytes} bytes",
-                    )
-                )
+                message = f"request head over {self.limits.max_head_bytes} bytes"
+                self.refuse(Refusal(431, "headers_too_large", message))
 
     # -- parser callbacks
 
@@ -175,44 +175,32 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self.messages += 1
         self.head_open = True
-        self.url_bytes = self.header_count = self.header_bytes = self.head_seen = 0
-
-    def on_url(self, url: bytes) -> None:
-        self.url_bytes += len(url)
-        if self.url_bytes > self.limits.max_url_bytes:
-            self.stop(
-                Refusal(
-                    414,
-                    "url_too_long",
-                    f"request target over {self.limits.max_url_bytes} bytes",
-                )
-            )
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.header_count += 1
-        self.header_bytes += len(name) + len(value)
-        if self.header_count > self.limits.max_header_count:
-            self.stop(
-                Refusal(
-                    431,
-                    "too_many_headers",
-                    f"more than {self.limits.max_header_count} header fields",
-                )
-            )
-        if self.header_bytes > self.limits.max_header_bytes:
-            self.stop(
-                Refusal(
-                    431,
-                    "headers_too_large",
-                    f"header fields over {self.limits.max_header_bytes} bytes",
-                )
-            )
-        super().on_header(name, value)
+        self.head_seen = 0
 
     def on_headers_complete(self) -> None:
         self.head_open = False
         self.cancel_head_timer()
+        # Checked once the head is parsed: its size was bounded while it arrived, so
+        # counting here costs a comparison or two, not a call per header.
+        limits = self.limits
+        if len(self.url) > limits.max_url_bytes:
+            self.stop(
+                Refusal(414, "url_too_long", f"request target over {limits.max_url_bytes} bytes")
+            )
+        if len(self.headers) > limits.max_header_count:
+            self.stop(
+                Refusal(
+                    431, "too_many_headers", f"more than {limits.max_header_count} header fields"
+                )
+            )
+        if self.head_seen + self.chunk_bytes > limits.max_header_bytes and (
+            sum(len(name) + len(value) for name, value in self.headers) > limits.max_header_bytes
+        ):
+            self.stop(
+                Refusal(
+                    431, "headers_too_large", f"header fields over {limits.max_header_bytes} bytes"
+                )
+            )
         super().on_headers_complete()
 
     # -- refusing
