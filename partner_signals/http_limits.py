@@ -149,25 +149,27 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self.refusal is not None:
             return  # answered and closing: the rest is not read
-        if self.head_timer is None and (self.cycle is None or self.cycle.response_complete):
-            # No request under way: these bytes start the next head (or finish the body of
-            # a request answered early). Either way they have header_timeout to get there.
-            self.head_timer = self.loop.call_later(self.limits.header_timeout, self.head_timed_out)
         open_before, messages_before = self.head_open, self.messages
         self.chunk_bytes = len(data)
         super().data_received(data)
-        if (
-            self.refusal is None
-            and open_before
-            and self.head_open
-            and self.messages == messages_before
-        ):
+        if self.refusal is not None or self.transport.is_closing():
+            return
+        if open_before and self.head_open and self.messages == messages_before:
             # The whole chunk belongs to a head still incomplete: httptools buffers a
             # header until it ends, so the head's size is checked here, as it arrives.
             self.head_seen += len(data)
             if self.head_seen > self.limits.max_head_bytes:
                 message = f"request head over {self.limits.max_head_bytes} bytes"
                 self.refuse(Refusal(431, "headers_too_large", message))
+                return
+        if self.head_timer is None and (
+            self.head_open or self.cycle is None or self.cycle.response_complete
+        ):
+            # A head begun and not finished, or bytes with no request under way (the tail
+            # of a body answered early): either way they have header_timeout to get
+            # somewhere. Armed after the bytes are parsed, so a head that arrives whole,
+            # the usual case, costs no timer at all.
+            self.head_timer = self.loop.call_later(self.limits.header_timeout, self.head_timed_out)
 
     # -- parser callbacks
 
