@@ -29,7 +29,6 @@ the body must arrive within the header timeout, or the connection is closed.
 from __future__ import annotations
 
 import asyncio
-import logging
 from dataclasses import dataclass
 from functools import cache
 from http import HTTPStatus
@@ -42,8 +41,6 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from partner_signals.settings import Settings, get_settings
-
-log = logging.getLogger(__name__)
 
 # The import string uvicorn's --http takes.
 PROTOCOL = "partner_signals.http_limits:LimitedHttpProtocol"
