@@ -11,6 +11,7 @@ FastAPI app still documents them (OpenAPI) and serves every other route.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -46,19 +47,25 @@ WEBHOOK_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"description": "Malformed JSON or no event id"},
     401: {"description": "Invalid, missing or stale signature"},
     404: {"description": "Unknown provider, or company without that provider"},
+    408: {"description": "Body not received in time; the connection is closed"},
     413: {"description": "Body over the limit"},
+    414: {"description": "Request target over the limit (answered before the app)"},
     415: {"description": "Not application/json"},
     429: {"description": "Over the per-company rate for this provider; see Retry-After"},
+    431: {"description": "Too many or too large header fields (answered before the app)"},
     503: {"description": "Database unavailable: not committed, retry"},
 }
 POS_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "Committed: status (or counts) of accepted and duplicate events"},
     400: {"description": "Malformed JSON or an event that breaks the format"},
     401: {"description": "Missing or unknown ingest key"},
-    413: {"description": "Body over the limit"},
+    408: {"description": "Body not received in time; the connection is closed"},
+    413: {"description": "Body over the limit, or a batch of more lines than allowed"},
+    414: {"description": "Request target over the limit (answered before the app)"},
     415: {"description": "Not application/json or application/x-ndjson"},
     422: {"description": "An event names a restaurant this company does not have"},
     429: {"description": "Over the per-company rate; see Retry-After"},
+    431: {"description": "Too many or too large header fields (answered before the app)"},
     503: {"description": "Database unavailable: not committed, retry"},
 }
 
@@ -67,18 +74,26 @@ def too_large(limit: int) -> Refused:
     return Refused(413, "body_too_large", f"body exceeds {limit} bytes")
 
 
-def request_reader(request: Request) -> Callable[[int], Awaitable[bytes]]:
+def too_slow(seconds: float) -> Refused:
+    return Refused(408, "body_timeout", f"body not received within {seconds:g} s")
+
+
+def request_reader(request: Request, timeout: float) -> Callable[[int], Awaitable[bytes]]:
     async def read(limit: int) -> bytes:
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             raise too_large(limit)
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise too_large(limit)
-            chunks.append(chunk)
+        try:
+            async with asyncio.timeout(timeout):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > limit:
+                        raise too_large(limit)
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise too_slow(timeout) from None
         return b"".join(chunks)
 
     return read
@@ -146,7 +161,7 @@ def create_fastapi(settings: Settings | None, clock: Callable[[], float]) -> Fas
                 company_id=company_id,
                 path=request.url.path,
                 headers=request.headers,
-                read_body=request_reader(request),
+                read_body=request_reader(request, body_timeout(request.app)),
             )
         )
 
@@ -171,7 +186,7 @@ def create_fastapi(settings: Settings | None, clock: Callable[[], float]) -> Fas
                 request.app.state.ingest,
                 path=request.url.path,
                 headers=request.headers,
-                read_body=request_reader(request),
+                read_body=request_reader(request, body_timeout(request.app)),
             )
         )
 
@@ -226,7 +241,7 @@ class IngestApp:
                     self.inner.state.ingest,
                     path=path,
                     headers=headers,
-                    read_body=asgi_reader(receive, headers),
+                    read_body=asgi_reader(receive, headers, body_timeout(self.inner)),
                 )
                 return await respond(send, result)
             if path.startswith("/webhooks/"):
@@ -239,10 +254,15 @@ class IngestApp:
                         company_id=parts[3],
                         path=path,
                         headers=headers,
-                        read_body=asgi_reader(receive, headers),
+                        read_body=asgi_reader(receive, headers, body_timeout(self.inner)),
                     )
                     return await respond(send, result)
         await self.inner(scope, receive, send)
+
+
+def body_timeout(app: FastAPI) -> float:
+    timeout: float = app.state.ingest.settings.http_body_timeout_seconds
+    return timeout
 
 
 def decode_headers(scope: Scope) -> dict[str, str]:
@@ -250,24 +270,33 @@ def decode_headers(scope: Scope) -> dict[str, str]:
     return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
 
 
-def asgi_reader(receive: Receive, headers: dict[str, str]) -> Callable[[int], Awaitable[bytes]]:
+def asgi_reader(
+    receive: Receive, headers: dict[str, str], timeout: float
+) -> Callable[[int], Awaitable[bytes]]:
+    """The body, whole, within `limit` bytes and `timeout` seconds of the first read (the
+    HTTP layer bounds the head; this bounds a sender that trickles the body)."""
+
     async def read(limit: int) -> bytes:
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             raise too_large(limit)
         chunks: list[bytes] = []
         size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise Refused(400, "disconnected", "the client went away mid-body")
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise too_large(limit)
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        raise Refused(400, "disconnected", "the client went away mid-body")
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > limit:
+                        raise too_large(limit)
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        return b"".join(chunks)
+        except TimeoutError:
+            raise too_slow(timeout) from None
 
     return read
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 
 from partner_signals.db import libpq_url
+from partner_signals.http_limits import PROTOCOL as HTTP_PROTOCOL
 from partner_signals.settings import Settings
 
 
@@ -51,6 +52,8 @@ def bin_path(name: str) -> str:
 
 
 def uvicorn_cmd(app: str, *, host: str, port: int, workers: int) -> list[str]:
+    """uvicorn serving `app`, with the limits on request heads, slow and idle clients of
+    partner_signals.http_limits (read from the PARTNER_SIGNALS_HTTP_* settings)."""
     return [
         bin_path("uvicorn"),
         app,
@@ -60,6 +63,8 @@ def uvicorn_cmd(app: str, *, host: str, port: int, workers: int) -> list[str]:
         str(port),
         "--workers",
         str(workers),
+        "--http",
+        HTTP_PROTOCOL,
         "--no-access-log",
         "--log-level",
         "warning",

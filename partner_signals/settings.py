@@ -26,6 +26,25 @@ class Settings(BaseSettings):
     # under data_dir is made once (fine for a laptop; set it explicitly in production).
     secret_key: str | None = None
     max_body_bytes: int = 1024 * 1024
+    # What a sender controls before a handler runs (docs/bad-input.md, "Limits"), for every
+    # server `processes.uvicorn_cmd` starts (partner_signals.http_limits). A request head
+    # over a limit is answered 414 (request target) or 431 (headers) and the connection
+    # closed; the app never sees it and nothing is written.
+    http_max_url_bytes: int = 2048
+    http_max_header_count: int = 100
+    # Names and values of all header fields together.
+    http_max_header_bytes: int = 16 * 1024
+    # From a request's first byte to the end of its headers: past it, 408 and close.
+    http_header_timeout_seconds: float = 10.0
+    # From the handler's first read to the body's last byte: past it, 408 and close.
+    http_body_timeout_seconds: float = 30.0
+    # A connection with no request under way (new, or kept alive after an answer) is
+    # closed after this long; uvicorn's keep-alive timeout, applied from the connect too.
+    http_idle_timeout_seconds: float = 5.0
+    # The most events one POST /events batch may carry (non-blank NDJSON lines): a longer
+    # batch is refused whole with 413, before any line is parsed. At ~200 bytes an event,
+    # a 1 MiB body holds about 5,000.
+    ingest_max_batch_events: int = 5000
     stripe_tolerance_seconds: int = 300
     signature_tolerance_seconds: int = 300
     # Ingest group commit: the most rows one transaction takes.
