@@ -57,7 +57,10 @@ POS_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing or unknown ingest key"},
     413: {"description": "Body over the limit"},
     415: {"description": "Not application/json or application/x-ndjson"},
-    422: {"description": "An event names a restaurant this company does not have"},
+    422: {
+        "description": "A field holds a value of the wrong kind or out of range (the "
+        "message names it), or an event names a restaurant this company does not have"
+    },
     429: {"description": "Over the per-company rate; see Retry-After"},
     503: {"description": "Database unavailable: not committed, retry"},
 }
