@@ -249,6 +249,11 @@ def careem_ids(*ids: str) -> Callable[[Tenant, Tenant], list[Req]]:
     return build
 
 
+def stripe_for_other_restaurant(t: Tenant, other: Tenant) -> list[Req]:
+    body = stripe_body(data={"object": {"metadata": {"restaurant_id": other.restaurant_id}}})
+    return [Req(hook("stripe", t), body, signed("stripe", body, t))]
+
+
 # Strict input (issue 12): values of the wrong JSON kind, times outside the format, ids
 # that would collide. A wrong kind is 422 naming the field; a body that is no event 400.
 STRICT_PROBES = [
@@ -468,6 +473,13 @@ STRICT_PROBES = [
         "careem_id_nfc_then_nfd",
         "Careem event id caf\u00e9 sent in NFC, then in NFD (one event: NFC-normalised)",
         careem_ids(unicodedata.normalize("NFC", "caf\u00e9"), NFD_CAFE),
+        200,
+        lands=1,
+    ),
+    Probe(
+        "stripe_other_company_restaurant",
+        "Stripe webhook signed by A naming B's restaurant (landed, quarantined in staging)",
+        stripe_for_other_restaurant,
         200,
         lands=1,
     ),
