@@ -16,9 +16,9 @@ POS_TEMPLATES = (
     '"order_id":"o{order}","table_id":"t{table}","data":{{"channel":"dine_in","covers":4}}}}',
     '{{"event_id":"{id}","type":"order.item_added","occurred_at":"{at}","restaurant_id":"{r}",'
     '"order_id":"o{order}","table_id":"t{table}","data":{{"line_id":"l1","item_id":"shawarma",'
-    '"item_name":"Chicken shawarma","quantity":2,"unit_price":"24.00","currency":"AED"}}}}',
+    '"item_name":"Chicken shawarma","quantity":2,"unit_price":24.00,"currency":"AED"}}}}',
     '{{"event_id":"{id}","type":"order.paid","occurred_at":"{at}","restaurant_id":"{r}",'
-    '"order_id":"o{order}","table_id":"t{table}","data":{{"amount":"96.00","currency":"AED",'
+    '"order_id":"o{order}","table_id":"t{table}","data":{{"amount":96.00,"currency":"AED",'
     '"payment_ref":"pay-1"}}}}',
 )
 

@@ -15,10 +15,12 @@ out = Console()
 def unmapped_command(
     company: Annotated[str | None, typer.Option(help="Only this company's events")] = None,
 ) -> None:
-    """Events landed but mapped to no canonical type or status, per company, source and
-    event name (kept in raw, left out of every signal). Exit 1 if the model is not built."""
+    """Events landed but mapped to no canonical type or status, or quarantined for naming a
+    restaurant that is not their company's (reason foreign_restaurant), per company,
+    source, event name and reason (kept in raw, left out of every signal). Exit 1 if the
+    model is not built."""
     from partner_signals.db import get_engine
-    from partner_signals.unmapped import read_unmapped
+    from partner_signals.unmapped import FOREIGN_RESTAURANT, read_unmapped
 
     with get_engine().connect() as conn:
         names = read_unmapped(conn, company_id=company)
@@ -56,3 +58,11 @@ def unmapped_command(
         f"{total} events under {len(names)} names. Map them in the source's staging yml "
         "(docs/providers.md) or list them under ignored_event_types."
     )
+    foreign = sum(n.events for n in names if n.reason == FOREIGN_RESTAURANT)
+    if foreign:
+        out.print(
+            f"{foreign} of them are quarantined ({FOREIGN_RESTAURANT}): signed by the company "
+            "but naming a restaurant it does not have. Register the restaurant under that "
+            "company if it is theirs (the nightly rebuild then lets them in); otherwise "
+            "ask who holds the company's webhook secret."
+        )

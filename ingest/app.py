@@ -63,7 +63,10 @@ POS_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: {"description": "Body over the limit, or a batch of more lines than allowed"},
     414: {"description": "Request target over the limit (answered before the app)"},
     415: {"description": "Not application/json or application/x-ndjson"},
-    422: {"description": "An event names a restaurant this company does not have"},
+    422: {
+        "description": "A field holds a value of the wrong kind or out of range (the "
+        "message names it), or an event names a restaurant this company does not have"
+    },
     429: {"description": "Over the per-company rate; see Retry-After"},
     431: {"description": "Too many or too large header fields (answered before the app)"},
     503: {"description": "Database unavailable: not committed, retry"},

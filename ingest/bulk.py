@@ -20,7 +20,7 @@ from psycopg import errors
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
 
-from partner_signals.pos import InvalidPosEvent, parse_pos_event
+from partner_signals.pos import InvalidPosEvent, TimeWindow, parse_pos_event
 
 # A chunk is one worker task and one transaction: ~20,000 events of ~210 bytes. Small
 # enough that the last chunk does not leave a core idle for long, large enough that a
@@ -158,6 +158,7 @@ class ChunkLander:
         self.company_id = company_id
         self.restaurants = restaurants
         self.received_at = received_at
+        self.window = TimeWindow.around(received_at)
         self.conn = psycopg.connect(conninfo, autocommit=True)
         self.conn.adapters.register_dumper(None, _EncodedJsonb)
         # COPY straight into the table until a chunk meets an event id that is already
@@ -190,7 +191,7 @@ class ChunkLander:
             try:
                 if b"\\u0000" in line:
                     raise InvalidPosEvent("JSON strings must not contain \\u0000")
-                event = parse_pos_event(line)
+                event = parse_pos_event(line, self.window)
                 if event.restaurant_id not in restaurants:
                     raise InvalidPosEvent(
                         f"not a restaurant of this company: {event.restaurant_id!r}"

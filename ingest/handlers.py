@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -28,7 +28,7 @@ from ingest.writer import (
 )
 from partner_signals.catalogue.sources import sources
 from partner_signals.ids import is_id
-from partner_signals.pos import InvalidPosEvent, parse_pos_event
+from partner_signals.pos import InvalidPosEvent, TimeWindow, parse_pos_event
 from partner_signals.providers import PROVIDERS, MalformedEvent, SignatureError
 from partner_signals.ratelimit import RateLimiter, retry_after_header
 from partner_signals.settings import Settings
@@ -93,6 +93,13 @@ class IngestState:
     clock: Callable[[], float]
     limiter: RateLimiter
     rejection_log: RateLimiter
+
+    def occurred_at_window(self, received_at: datetime) -> TimeWindow:
+        return TimeWindow.around(
+            received_at,
+            earliest=self.settings.occurred_at_earliest,
+            ahead=timedelta(seconds=self.settings.occurred_at_max_ahead_seconds),
+        )
 
     def check_rate(self, company_id: str, source: str) -> None:
         wait = self.limiter.take((company_id, source))
@@ -300,17 +307,22 @@ async def handle_pos(
             raise Refused(400, "empty_batch", "no events in the body")
         events = []
         problems = []
+        # 422 when every problem is a value of the wrong kind or out of range; 400 when
+        # some line is not an event at all.
+        refusal = 422
+        window = st.occurred_at_window(received_at)
         for number, line in enumerate(lines, 1):
             try:
-                events.append(parse_pos_event(line))
+                events.append(parse_pos_event(line, window))
             except InvalidPosEvent as exc:
                 problems.append({"line": number, "message": str(exc)})
+                refusal = min(refusal, exc.status)
         if problems:
             if single:
-                raise Refused(400, "invalid_event", str(problems[0]["message"]))
+                raise Refused(refusal, "invalid_event", str(problems[0]["message"]))
             first = problems[0]
             raise Refused(
-                400,
+                refusal,
                 "invalid_event",
                 f"line {first['line']}: {first['message']}",
                 problems=problems[:20],

@@ -286,13 +286,15 @@ def signal_lag(conn: psycopg.Connection[Any]) -> Iterable[Metric]:
 
 
 def unmapped_events(conn: psycopg.Connection[Any]) -> Iterable[Metric]:
-    """Landed events whose name or status maps to nothing, per source and provider event
-    name, from the dbt model; no series (and no error) before the model is built."""
+    """Landed events whose name or status maps to nothing, or that are quarantined for
+    naming a restaurant that is not their company's, per source, provider event name and
+    reason, from the dbt model; no series (and no error) before the model is built."""
     family = GaugeMetricFamily(
         UNMAPPED_EVENTS,
-        "Landed provider events whose name or status maps to no canonical status, by source "
-        f"and provider event name (from {UNMAPPED_RELATION})",
-        labels=["source", "provider_event_type"],
+        "Landed provider events left out of every signal, by source, provider event name "
+        "and reason (unknown_event, unknown_status: the name or status maps to nothing; "
+        f"foreign_restaurant: quarantined) (from {UNMAPPED_RELATION})",
+        labels=["source", "provider_event_type", "reason"],
     )
     exists = conn.execute("select to_regclass(%s) is not null", (UNMAPPED_RELATION,)).fetchone()
     if not exists or not exists[0]:
@@ -300,26 +302,27 @@ def unmapped_events(conn: psycopg.Connection[Any]) -> Iterable[Metric]:
     rows = conn.execute(
         f"""
         with totals as (
-            -- The model has a row per company; the gauge is per source and name.
-            select source, provider_event_type, sum(events) as events
-            from {UNMAPPED_RELATION} group by source, provider_event_type
+            -- The model has a row per company; the gauge is per source, name and reason.
+            select source, provider_event_type, reason, sum(events) as events
+            from {UNMAPPED_RELATION} group by source, provider_event_type, reason
         ),
         ranked as (
-            select source, provider_event_type, events,
+            select source, provider_event_type, reason, events,
                 row_number() over (
-                    order by events desc, source, provider_event_type
+                    order by events desc, source, provider_event_type, reason
                 ) as rank
             from totals
         )
         select source,
             case when rank <= %(keep)s then provider_event_type else %(other)s end,
+            reason,
             sum(events)::bigint
-        from ranked group by 1, 2 order by 1, 2
+        from ranked group by 1, 2, 3 order by 1, 2, 3
         """,
         {"keep": UNMAPPED_MAX_SERIES, "other": UNMAPPED_OTHER},
     ).fetchall()
-    for source, event_type, events in rows:
-        family.add_metric([_label(source), _label(event_type)], float(events or 0))
+    for source, event_type, reason, events in rows:
+        family.add_metric([_label(source), _label(event_type), _label(reason)], float(events or 0))
     return [family]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 
@@ -55,6 +56,10 @@ class Settings(BaseSettings):
     ingest_rate_per_second: float = 20_000.0
     ingest_rate_burst: int = 40_000
     rejections_recorded_per_second: float = 50.0
+    # The occurred_at a POS event may carry: from this instant to now plus this many
+    # seconds (clock skew and time zones); outside it the event is refused with 422.
+    occurred_at_earliest: datetime = datetime(2000, 1, 1, tzinfo=UTC)
+    occurred_at_max_ahead_seconds: float = 86_400.0
     # How long cached company secrets and ingest keys are trusted before re-reading.
     auth_cache_seconds: float = 10.0
     # Unset: data_dir/exports.

@@ -10,6 +10,9 @@ import sqlalchemy as sa
 
 # The dbt model (dbt_project/models/marts/ops/unmapped_events.sql) and its schema.
 UNMAPPED_EVENTS_RELATION = "marts.unmapped_events"
+# The reason of an event quarantined for naming a restaurant that is not its company's
+# (dbt_project/macros/unmapped.sql, staged_events).
+FOREIGN_RESTAURANT = "foreign_restaurant"
 
 
 @dataclass(frozen=True)

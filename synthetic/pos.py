@@ -53,11 +53,17 @@ def send_paid(
     method: str,
 ) -> None:
     """The POS records an order paid; `payment_ref` links it to the provider's payment."""
-    data: dict[str, Any] = {"amount": day.money(total), "currency": day.currency}
+    data: dict[str, Any] = {"amount": money(day, total), "currency": day.currency}
     if payment_ref is not None:
         data["payment_ref"] = payment_ref
     data["method"] = method
     send(day, t, "order.paid", order_id, table_id, data)
+
+
+def money(day: RestaurantDay, minor: int) -> orjson.Fragment:
+    """An amount as a JSON number written as the currency writes it (58.00, 1.250): the
+    POS format takes money as JSON numbers only, and the text keeps its decimals."""
+    return orjson.Fragment(day.money(minor).encode())
 
 
 def line(day: RestaurantDay, item: MenuItem, quantity: int, n: int) -> dict[str, Any]:
@@ -67,5 +73,5 @@ def line(day: RestaurantDay, item: MenuItem, quantity: int, n: int) -> dict[str,
         "item_id": item.item_id,
         "item_name": item.name,
         "quantity": quantity,
-        "unit_price": day.money(item.price_minor),
+        "unit_price": money(day, item.price_minor),
     }

@@ -108,14 +108,14 @@ typed as (
             'provider_event_type', provider_event_type,
             'provider_order_status', {{ order_status }}
         )) as data,
-        {{ unmapped_reason('delivery_status', 'not_applied') }} as unmapped_reason
+        not_applied
     from translated
 
 ),
 
 final as (
 
-    select * from typed
+    {{ staged_events('typed', 'delivery_status', 'not_applied') | indent(4) }}
 
 )
 

@@ -30,3 +30,39 @@ case
 {% macro sql_string(value) -%}
     '{{ value | string | replace("'", "''") }}'
 {%- endmacro %}
+
+{#- The last step of every staging model: the canonical columns of `relation`, and why
+    the event maps to nothing. An event naming a restaurant that is not its company's
+    (another company's, or none registered) is quarantined: a null event_type keeps it out
+    of canonical_events and every signal, and unmapped_reason 'foreign_restaurant' counts
+    it in marts.unmapped_events. Ingest lands it all the same (the sender gets its 2xx:
+    a refusal would only be retried); the company is the one whose secret signed it. It
+    is decided when the event is first built, from ops.restaurants as it is then; the
+    nightly full rebuild decides again (a restaurant registered since lets its events in).
+    `mapped` and `not_applied` are as for unmapped_reason. -#}
+{% macro staged_events(relation, mapped, not_applied='false') -%}
+select
+    {%- for column in canonical_columns() %}
+    {%- if column == 'event_type' %}
+    case when checked.foreign_restaurant then null else checked.event_type end as event_type,
+    {%- else %}
+    checked.{{ column }},
+    {%- endif %}
+    {%- endfor %}
+    case
+        when checked.foreign_restaurant then 'foreign_restaurant'
+        else {{ unmapped_reason(mapped, not_applied) | indent(8) }}
+    end as unmapped_reason
+from (
+    -- A join, not a correlated NOT EXISTS: the restaurants are few and hash once, where a
+    -- subplan would probe the index once per event of a full rebuild. restaurant_id is
+    -- the key of ops.restaurants, so no event is repeated.
+    select
+        staged.*,
+        staged.restaurant_id is not null and owned.restaurant_id is null as foreign_restaurant
+    from {{ relation }} as staged
+    left join {{ source('ops', 'restaurants') }} as owned
+        on owned.restaurant_id = staged.restaurant_id
+        and owned.company_id = staged.company_id
+) as checked
+{%- endmacro %}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -59,13 +60,42 @@ def any_signature_matches(expected: list[str], given: str) -> bool:
     return matched
 
 
-def require_str(payload: Any, *path: str) -> str:
-    """payload[path...] as a non-empty string, or MalformedEvent naming the field."""
+def _lookup(payload: Any, path: tuple[str, ...]) -> Any:
     node = payload
     for key in path:
         if not isinstance(node, dict) or key not in node:
             raise MalformedEvent(f"missing field {'.'.join(path)}")
         node = node[key]
+    return node
+
+
+# Marks an event id the sender wrote as a JSON integer (see event_id_text).
+NUMBER_MARK = "#"
+
+
+def event_id_text(value: Any, where: str) -> str:
+    """A provider's event id as stored and deduplicated on: an id keeps its JSON type, so
+    the integer 123 and the string "123" are two events, never one duplicate of the
+    other. A string is itself, NFC-normalised (two encodings of one visible id are one
+    id); an integer is "#123"; a string that starts with "#" gets one more ("##…"), so no
+    string can take an integer's place. Anything else (a float, a boolean, an object) is
+    MalformedEvent."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        text = f"{NUMBER_MARK}{value}"
+    elif isinstance(value, str) and value:
+        text = unicodedata.normalize("NFC", value)
+        if text.startswith(NUMBER_MARK):
+            text = NUMBER_MARK + text
+    else:
+        raise MalformedEvent(f"field {where} must be a non-empty string or an integer")
+    if len(text) > 256:
+        raise MalformedEvent(f"field {where} is longer than 256 characters")
+    return text
+
+
+def require_str(payload: Any, *path: str) -> str:
+    """payload[path...] as a non-empty string, or MalformedEvent naming the field."""
+    node = _lookup(payload, path)
     if isinstance(node, int) and not isinstance(node, bool):
         node = str(node)
     if not isinstance(node, str) or not node:
@@ -88,16 +118,28 @@ class SignatureScheme(Protocol):
 def locate(locator: Locator, payload: Any, headers: Mapping[str, str]) -> str:
     """The value a catalogue locator points at, as a non-empty string (MalformedEvent if
     absent). A hash_of locator is a stable id for a sender that carries none: SHA-256 over
-    the identifying fields, so the same update sent twice gets the same id."""
+    the identifying fields (NFC-normalised), so the same update sent twice gets the same
+    id."""
     if locator.header:
         value = headers.get(locator.header, "")
         if not value or len(value) > 256:
             raise MalformedEvent(f"missing {locator.header} header")
         return value
     if locator.hash_of:
-        parts = [require_str(payload, *path) for path in locator.hash_of]
+        parts = [
+            unicodedata.normalize("NFC", require_str(payload, *path)) for path in locator.hash_of
+        ]
         return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
     return require_str(payload, *locator.json)
+
+
+def locate_event_id(locator: Locator, payload: Any, headers: Mapping[str, str]) -> str:
+    """The event id a catalogue locator points at, typed (see event_id_text)."""
+    if locator.json:
+        return event_id_text(_lookup(payload, locator.json), ".".join(locator.json))
+    if locator.header:
+        return event_id_text(locate(locator, payload, headers), locator.header)
+    return locate(locator, payload, headers)
 
 
 @dataclass(frozen=True)
@@ -116,7 +158,10 @@ class DeclaredProvider:
         self.scheme.verify(body, headers, creds, now)
 
     def identify(self, payload: Any, headers: Mapping[str, str]) -> tuple[str, str]:
-        return locate(self.event_id, payload, headers), locate(self.event_type, payload, headers)
+        return (
+            locate_event_id(self.event_id, payload, headers),
+            locate(self.event_type, payload, headers),
+        )
 
     def sign(self, body: bytes, secret: str, now: float, event_id: str = "") -> dict[str, str]:
         return self.scheme.sign(body, secret, now, event_id)

@@ -75,7 +75,8 @@ def unmapped_check_result(names: list[UnmappedName] | None) -> dg.AssetCheckResu
         "Warns while landed events map to no canonical type or status (they are kept in "
         "raw and left out of every signal): counts per source and event name, and a raw id "
         "to read one. Fix by adding the name or status word to the source's vocabulary "
-        "(docs/providers.md) or to its ignored_event_types."
+        "(docs/providers.md) or to its ignored_event_types. Reason foreign_restaurant: "
+        "quarantined, the event names a restaurant that is not its company's."
     ),
     blocking=False,
 )

@@ -35,6 +35,7 @@ create table marts.unmapped_events (
     company_id text not null,
     source text not null,
     provider_event_type text,
+    reason text not null,
     events bigint not null,
     first_received_at timestamptz not null,
     last_received_at timestamptz not null,
@@ -189,9 +190,14 @@ def test_unmapped_events_appear_once_the_model_exists_and_are_capped(url: str) -
         rows += [("co-a", "jahez", f"invented_{n:03d}", 1) for n in range(UNMAPPED_MAX_SERIES)]
         for n, (company, source, name, events) in enumerate(rows):
             conn.execute(
-                "insert into marts.unmapped_events values (%s, %s, %s, %s, %s, %s, %s)",
-                (company, source, name, events, now, now, n + 1),
+                "insert into marts.unmapped_events values (%s, %s, %s, %s, %s, %s, %s, %s)",
+                (company, source, name, "unknown_event", events, now, now, n + 1),
             )
+        # Quarantined events of a mapped name: their own series, by reason.
+        conn.execute(
+            "insert into marts.unmapped_events values (%s, %s, %s, %s, %s, %s, %s, %s)",
+            ("co-a", "stripe", "invoice.paid", "foreign_restaurant", 50, now, now, 999),
+        )
     found = samples(DatabaseGauges(url))
     unmapped = {
         dict(labels)["provider_event_type"]: v
@@ -200,9 +206,20 @@ def test_unmapped_events_appear_once_the_model_exists_and_are_capped(url: str) -
     }
     assert unmapped["order.updated"] == 7
     assert unmapped["order_confirmed"] == 3
+    assert unmapped["invoice.paid"] == 50
+    assert (
+        value(
+            found,
+            "partner_signals_unmapped_events",
+            source="stripe",
+            provider_event_type="invoice.paid",
+            reason="foreign_restaurant",
+        )
+        == 50
+    )
     assert len(unmapped) == UNMAPPED_MAX_SERIES + 1  # the top ones, then one "(other)"
-    assert unmapped[UNMAPPED_OTHER] == 2  # the two smallest invented names
-    assert sum(unmapped.values()) == 10 + UNMAPPED_MAX_SERIES
+    assert unmapped[UNMAPPED_OTHER] == 3  # the three smallest invented names
+    assert sum(unmapped.values()) == 10 + 50 + UNMAPPED_MAX_SERIES
 
 
 def test_scrapes_within_the_cache_window_ask_the_database_once(url: str) -> None:

@@ -114,12 +114,13 @@ def test_missing_event_id_is_400(client: TestClient, tenant: Tenant, engine: sa.
     assert landed(engine, tenant) == []
 
 
-def test_timestamp_without_offset_is_400(
+def test_timestamp_without_offset_is_422(
     client: TestClient, tenant: Tenant, engine: sa.Engine
 ) -> None:
+    # A field of the wrong kind is 422 (a body that is no event at all stays 400).
     event = pos_event(tenant, occurred_at="2026-11-23T19:04:05")
     response = client.post("/events", content=orjson.dumps(event), headers=auth(tenant))
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert "occurred_at" in response.json()["error"]["message"]
     assert landed(engine, tenant) == []
 

@@ -57,7 +57,11 @@ def built(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         with psycopg.connect(url) as conn:
             register(conn, COMPANY, RESTAURANT)
             land(conn, COMPANY, events)
-        run_dbt(url, ["build", "--select", "+canonical_events"], Path(tmp_path_factory.mktemp("d")))
+        run_dbt(
+            url,
+            ["build", "--select", "+canonical_events", "--indirect-selection", "cautious"],
+            Path(tmp_path_factory.mktemp("d")),
+        )
         yield url
     finally:
         drop_database(server_url, url)

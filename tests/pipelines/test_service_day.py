@@ -49,8 +49,9 @@ def test_canonical_events_one_envelope_per_event(built_day: BuiltDay) -> None:
         "order.cancelled": 1,
         "payment.succeeded": 2,
         "payment.failed": 1,
-        # Careem 3 (plus 1 for an unregistered restaurant), Deliveroo, Jahez, Talabat 2.
-        "delivery.status_changed": 8,
+        # Careem 3, Deliveroo, Jahez, Talabat 2. Careem's event for an unregistered
+        # restaurant is quarantined (foreign_restaurant), not here.
+        "delivery.status_changed": 7,
     }
     (stripe,) = rows(
         built_day,
@@ -222,3 +223,17 @@ def test_unregistered_restaurant_stays_out_of_the_marts(built_day: BuiltDay) -> 
         "select count(*) as n from marts.fct_order_velocity where restaurant_id = 'ghost-kitchen'",
     )
     assert ghost == [{"n": 0}]
+    # Quarantined in staging, not only dropped by the marts' joins: counted, with its reason.
+    quarantined = rows(
+        built_day,
+        "select source, provider_event_type, reason, events from marts.unmapped_events "
+        "where company_id = %(c)s and reason = 'foreign_restaurant'",
+    )
+    assert quarantined == [
+        {
+            "source": "careem",
+            "provider_event_type": "order.created",
+            "reason": "foreign_restaurant",
+            "events": 1,
+        }
+    ]

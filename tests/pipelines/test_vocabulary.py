@@ -1,7 +1,8 @@
 """Every event name the delivery-platform brief lists, and every name and status word the
 catalogue declares, reaches canonical_events with its status; an event that maps to
-nothing is counted in marts.unmapped_events, warned about by the Dagster check and shown
-by `partner-signals unmapped`."""
+nothing, or names a restaurant that is not its company's (quarantined), is counted in
+marts.unmapped_events, warned about by the Dagster check and shown by
+`partner-signals unmapped`."""
 
 from __future__ import annotations
 
@@ -29,10 +30,18 @@ from tests.pipelines.conftest import run_dbt
 from tests.pipelines.service_day import RawEvent, drop_database, land, new_database, register
 
 COMPANY, RESTAURANT = "co-vocab", "dxb-vocab"
+# Another company's restaurant, and one nobody registered: COMPANY's signers naming either
+# land but are quarantined (issue 12).
+OTHER_COMPANY, OTHER_RESTAURANT = "co-vocab-other", "dxb-vocab-other"
+GHOST_RESTAURANT = "dxb-vocab-ghost"
 START = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 UNMAPPED_MODELS = ["--select", "canonical_events int_unmapped_events unmapped_events"]
 # Incremental runs without the look-back: each reads exactly the raw ids above its bound.
 NO_LOOKBACK = ["--vars", "{canonical_lookback_ids: 0}"]
+# The models up to unmapped_events. Staging reads ops.restaurants (the quarantine of
+# foreign restaurants), so "+" selects that source too; cautious keeps out the tests of
+# unbuilt models that only share it (relationships of every mart to ops.restaurants).
+UP_TO_UNMAPPED = ["--select", "+unmapped_events", "--indirect-selection", "cautious"]
 
 # The delivery-platform brief: (platform, event name, the order's status word) -> status.
 BRIEF: list[tuple[str, str, str, str]] = [
@@ -82,7 +91,9 @@ def put(body: dict[str, Any], path: JsonPath, value: Any) -> None:
     node[path[-1]] = value
 
 
-def webhook(platform: str, name: str, word: str, order_id: str, minute: int) -> RawEvent:
+def webhook(
+    platform: str, name: str, word: str, order_id: str, minute: int, restaurant: str = RESTAURANT
+) -> RawEvent:
     """A platform's order webhook built at the JSON paths of its catalogue entry, as
     ingest lands it (event id and type found by the provider's own identify)."""
     entry: Source = source(platform)
@@ -96,7 +107,7 @@ def webhook(platform: str, name: str, word: str, order_id: str, minute: int) -> 
     if entry.event_id.header:
         headers[entry.event_id.header] = uuid.uuid4().hex
     put(body, entry.event_type.json, name)
-    put(body, entry.restaurant.json, RESTAURANT)
+    put(body, entry.restaurant.json, restaurant)
     put(body, delivery.order_id, order_id)
     put(body, delivery.occurred_at, at.isoformat())
     if word:
@@ -105,19 +116,19 @@ def webhook(platform: str, name: str, word: str, order_id: str, minute: int) -> 
     return RawEvent(platform, event_id, event_type, at, body, headers=headers, received_at=at)
 
 
-def stripe(name: str, minute: int) -> RawEvent:
+def stripe(name: str, minute: int, restaurant: str = RESTAURANT) -> RawEvent:
     at = START + timedelta(minutes=minute)
     event_id = f"evt_{uuid.uuid4().hex}"
     body = {"id": event_id, "type": name, "created": int(at.timestamp()),
             "data": {"object": {"id": "pi_1", "object": "payment_intent", "amount": 100,
-                                "currency": "aed", "metadata": {"restaurant_id": RESTAURANT}}}}  # fmt: skip
+                                "currency": "aed", "metadata": {"restaurant_id": restaurant}}}}  # fmt: skip
     return RawEvent("stripe", event_id, name, at, body, received_at=at)
 
 
-def paypal(name: str, minute: int) -> RawEvent:
+def paypal(name: str, minute: int, restaurant: str = RESTAURANT) -> RawEvent:
     at = START + timedelta(minutes=minute)
     event_id = f"WH-{uuid.uuid4().hex}"
-    body = {"id": event_id, "event_type": name, "resource": {"custom_id": f"{RESTAURANT}:o"}}
+    body = {"id": event_id, "event_type": name, "resource": {"custom_id": f"{restaurant}:o"}}
     return RawEvent("paypal", event_id, name, at, body, received_at=at)
 
 
@@ -149,6 +160,10 @@ UNMAPPED_FIRST = {
     ("paypal", "PAYMENT.SALE.COMPLETED"): ("unknown_event", 1),
     ("pos", "order.teleported"): ("unknown_event", 1),
     ("deliverect", "121"): ("unknown_event", 1),
+    # Mapped names, quarantined: the restaurant is another company's, or nobody's.
+    ("stripe", "payment_intent.succeeded"): ("foreign_restaurant", 1),
+    ("careem", "order.created"): ("foreign_restaurant", 1),
+    ("paypal", "PAYMENT.CAPTURE.COMPLETED"): ("foreign_restaurant", 1),
 }
 
 
@@ -169,6 +184,10 @@ def first_batch() -> list[RawEvent]:
         paypal("CHECKOUT.ORDER.APPROVED", next(minute)),
         deliverect(40, next(minute)),
         deliverect(50, next(minute), ignored=True),
+        # Signed for COMPANY, naming a restaurant that is not COMPANY's.
+        stripe("payment_intent.succeeded", next(minute), OTHER_RESTAURANT),
+        webhook("careem", "order.created", "created", "foreign-1", next(minute), OTHER_RESTAURANT),
+        paypal("PAYMENT.CAPTURE.COMPLETED", next(minute), GHOST_RESTAURANT),
     ]
     return events
 
@@ -179,8 +198,9 @@ def built(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     try:
         with psycopg.connect(url) as conn:
             register(conn, COMPANY, RESTAURANT)
+            register(conn, OTHER_COMPANY, OTHER_RESTAURANT)
             land(conn, COMPANY, first_batch())
-        run_dbt(url, ["build", "--select", "+unmapped_events"], tmp_path_factory.mktemp("v"))
+        run_dbt(url, ["build", *UP_TO_UNMAPPED], tmp_path_factory.mktemp("v"))
         yield url
     finally:
         drop_database(server_url, url)
@@ -241,7 +261,7 @@ def test_the_check_warns_with_counts_and_a_sample(built: str) -> None:
     metadata: dict[str, Any] = {k: v.value for k, v in result.metadata.items()}
     assert metadata["unmapped_events"] == sum(n for _, n in UNMAPPED_FIRST.values())
     assert metadata["unmapped_names"] == len(UNMAPPED_FIRST)
-    assert metadata["by_source"]["careem"] == 3
+    assert metadata["by_source"]["careem"] == 4  # 3 unmapped names, 1 quarantined
     sample = metadata["sample"]
     assert (sample["source"], sample["provider_event_type"]) == ("careem", "order.refunded")
     assert (
@@ -250,6 +270,39 @@ def test_the_check_warns_with_counts_and_a_sample(built: str) -> None:
         == unmapped_rows(built)[("careem", "order.refunded")][2]
     )
     assert "order.refunded" in metadata["unmapped"] and "order.refunded" in str(result.description)
+
+
+def test_a_foreign_restaurant_is_quarantined(built: str) -> None:
+    """Landed (the sender got its 2xx) but in no canonical event, no signal input and no
+    other company's data; counted in marts.unmapped_events with its reason."""
+    with psycopg.connect(built) as conn:
+        landed = conn.execute(
+            """
+            select count(*) from raw.webhook_events
+            where company_id = %s and body like any (array[%s, %s])
+            """,
+            (COMPANY, f"%{OTHER_RESTAURANT}%", f"%{GHOST_RESTAURANT}%"),
+        ).fetchone()
+        leaked = conn.execute(
+            """
+            select count(*) from canonical.canonical_events
+            where restaurant_id in (%s, %s) or company_id = %s
+            """,
+            (OTHER_RESTAURANT, GHOST_RESTAURANT, OTHER_COMPANY),
+        ).fetchone()
+        staged = conn.execute(
+            """
+            select count(*) from staging.stg_stripe__payment_events
+            where restaurant_id = %s and event_type is null
+                and unmapped_reason = 'foreign_restaurant'
+            """,
+            (OTHER_RESTAURANT,),
+        ).fetchone()
+    assert landed == (3,) and leaked == (0,) and staged == (1,)
+    quarantined = {
+        k: v[:2] for k, v in unmapped_rows(built).items() if v[0] == "foreign_restaurant"
+    }
+    assert quarantined == {k: v for k, v in UNMAPPED_FIRST.items() if v[0] == "foreign_restaurant"}
 
 
 def test_the_check_passes_when_nothing_is_unmapped() -> None:
@@ -308,7 +361,7 @@ def test_an_incremental_run_adds_only_what_landed_since(
                 webhook("careem", "order.refunded", "refunded", "u-1", 0),
                 webhook("careem", "order.created", "created", "m-1", 1),
             ])  # fmt: skip
-        run_dbt(url, ["build", "--select", "+unmapped_events"], tmp_path_factory.mktemp("i1"))
+        run_dbt(url, ["build", *UP_TO_UNMAPPED], tmp_path_factory.mktemp("i1"))
         with psycopg.connect(url) as conn:
             land(conn, COMPANY, [
                 webhook("careem", "order.refunded", "refunded", "u-2", 2),

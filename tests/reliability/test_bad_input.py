@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import time
+import unicodedata
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -43,6 +45,9 @@ class Probe:
     build: Callable[[Tenant, Tenant], list[Req]]
     expect: int
     lands: int = 0
+    # The refusal's error code, and words its message must hold (the field it names).
+    code: str = ""
+    says: str = ""
 
 
 def careem(tenant: Tenant, **extra: Any) -> tuple[str, bytes]:
@@ -181,6 +186,304 @@ def signed_for_a_posted_to_b(t: Tenant, other: Tenant) -> list[Req]:
 def pos_key_for_other_restaurant(t: Tenant, other: Tenant) -> list[Req]:
     return [Req("/events", pos_body(t, restaurant_id=other.restaurant_id), pos_headers(t))]
 
+
+def pos_with(**data: Any) -> Callable[[Tenant, Tenant], list[Req]]:
+    """One POS order.paid (amount 10 unless given) whose data carries `data`."""
+
+    def build(t: Tenant, other: Tenant) -> list[Req]:
+        body = pos_body(t, type="order.paid", data={"amount": 10, **data})
+        return [Req("/events", body, pos_headers(t))]
+
+    return build
+
+
+def pos_at(occurred_at: Any) -> Callable[[Tenant, Tenant], list[Req]]:
+    def build(t: Tenant, other: Tenant) -> list[Req]:
+        return [Req("/events", pos_body(t, occurred_at=occurred_at), pos_headers(t))]
+
+    return build
+
+
+def pos_ahead(delta: timedelta) -> Callable[[Tenant, Tenant], list[Req]]:
+    def build(t: Tenant, other: Tenant) -> list[Req]:
+        at = (datetime.now(UTC) + delta).isoformat(timespec="seconds")
+        return [Req("/events", pos_body(t, occurred_at=at), pos_headers(t))]
+
+    return build
+
+
+def pos_batch(*bad: dict[str, Any]) -> Callable[[Tenant, Tenant], list[Req]]:
+    """An NDJSON batch: one valid event, then one line per `bad` (fields replaced)."""
+
+    def build(t: Tenant, other: Tenant) -> list[Req]:
+        lines = [pos_body(t)]
+        for fields in bad:
+            event = orjson.loads(pos_body(t))
+            event.update(fields)
+            lines.append(orjson.dumps({k: v for k, v in event.items() if v is not None}))
+        return [Req("/events", b"\n".join(lines), pos_headers(t, "application/x-ndjson"))]
+
+    return build
+
+
+NFD_CAFE = unicodedata.normalize("NFD", "caf\u00e9")
+
+
+def stripe_ids(*ids: Any) -> Callable[[Tenant, Tenant], list[Req]]:
+    """One signed Stripe event per id, each id as given (its JSON type kept)."""
+
+    def build(t: Tenant, other: Tenant) -> list[Req]:
+        bodies = [orjson.dumps({"id": i, "type": "charge.refunded"}) for i in ids]
+        return [Req(hook("stripe", t), b, signed("stripe", b, t)) for b in bodies]
+
+    return build
+
+
+def careem_ids(*ids: str) -> Callable[[Tenant, Tenant], list[Req]]:
+    def build(t: Tenant, other: Tenant) -> list[Req]:
+        bodies = [
+            orjson.dumps({"event_id": i, "event_type": "order.created", "order": {}}) for i in ids
+        ]
+        return [Req(hook("careem", t), b, signed("careem", b, t)) for b in bodies]
+
+    return build
+
+
+def stripe_for_other_restaurant(t: Tenant, other: Tenant) -> list[Req]:
+    body = stripe_body(data={"object": {"metadata": {"restaurant_id": other.restaurant_id}}})
+    return [Req(hook("stripe", t), body, signed("stripe", body, t))]
+
+
+# Strict input (issue 12): values of the wrong JSON kind, times outside the format, ids
+# that would collide. A wrong kind is 422 naming the field; a body that is no event 400.
+STRICT_PROBES = [
+    Probe(
+        "pos_amount_underscore",
+        'POS order.paid with "amount": "1_000"',
+        pos_with(amount="1_000"),
+        422,
+        code="invalid_event",
+        says="data.amount: must be a JSON number, not a JSON string",
+    ),
+    Probe(
+        "pos_amount_decimal_string",
+        'POS order.paid with "amount": "12.50" (money is a JSON number)',
+        pos_with(amount="12.50"),
+        422,
+        code="invalid_event",
+        says="data.amount",
+    ),
+    Probe(
+        "pos_amount_boolean",
+        'POS order.paid with "amount": true',
+        pos_with(amount=True),
+        422,
+        code="invalid_event",
+        says="data.amount: must be a JSON number, not a JSON boolean",
+    ),
+    Probe(
+        "pos_unit_price_string",
+        'POS event with "unit_price": "24.00"',
+        pos_with(unit_price="24.00"),
+        422,
+        code="invalid_event",
+        says="data.unit_price",
+    ),
+    Probe(
+        "pos_covers_string",
+        'POS event with "covers": "2"',
+        pos_with(covers="2"),
+        422,
+        code="invalid_event",
+        says="data.covers: must be a JSON integer, not a JSON string",
+    ),
+    Probe(
+        "pos_covers_true",
+        'POS event with "covers": true',
+        pos_with(covers=True),
+        422,
+        code="invalid_event",
+        says="data.covers: must be a JSON integer, not a JSON boolean",
+    ),
+    Probe(
+        "pos_covers_fraction",
+        'POS event with "covers": 2.5',
+        pos_with(covers=2.5),
+        422,
+        code="invalid_event",
+        says="data.covers: must be a JSON integer",
+    ),
+    Probe(
+        "pos_numbers_accepted",
+        "POS order.paid with amount 1000, unit_price 24.00, covers 2 (JSON numbers: lands)",
+        pos_with(amount=1000, unit_price=24.0, covers=2),
+        200,
+        lands=1,
+    ),
+    Probe(
+        "pos_occurred_at_epoch",
+        "POS event with occurred_at 1700000000 (a unix epoch, a JSON number)",
+        pos_at(1_700_000_000),
+        422,
+        code="invalid_event",
+        says="occurred_at: must be ISO 8601 text",
+    ),
+    Probe(
+        "pos_occurred_at_epoch_text",
+        'POS event with occurred_at "1700000000"',
+        pos_at("1700000000"),
+        422,
+        code="invalid_event",
+        says="occurred_at: must be ISO 8601",
+    ),
+    Probe(
+        "pos_occurred_at_epoch_ms",
+        "POS event with occurred_at 253402300800 (year 10000 in epoch seconds)",
+        pos_at(253_402_300_800),
+        422,
+        code="invalid_event",
+        says="occurred_at",
+    ),
+    Probe(
+        "pos_occurred_at_year_0",
+        'POS event with occurred_at "0000-01-01T00:00:00Z"',
+        pos_at("0000-01-01T00:00:00Z"),
+        422,
+        code="invalid_event",
+        says="occurred_at",
+    ),
+    Probe(
+        "pos_occurred_at_year_10000",
+        'POS event with occurred_at "10000-01-01T00:00:00Z"',
+        pos_at("10000-01-01T00:00:00Z"),
+        422,
+        code="invalid_event",
+        says="occurred_at",
+    ),
+    Probe(
+        "pos_occurred_at_1999",
+        'POS event with occurred_at "1999-12-31T23:59:59Z" (before the window)',
+        pos_at("1999-12-31T23:59:59Z"),
+        422,
+        code="invalid_event",
+        says="occurred_at: must be from 2000-01-01",
+    ),
+    Probe(
+        "pos_occurred_at_2_days_ahead",
+        "POS event dated two days ahead (past now + 1 day)",
+        pos_ahead(timedelta(days=2)),
+        422,
+        code="invalid_event",
+        says="occurred_at: must be from",
+    ),
+    Probe(
+        "pos_occurred_at_23h_ahead",
+        "POS event dated 23 hours ahead (within now + 1 day: lands)",
+        pos_ahead(timedelta(hours=23)),
+        200,
+        lands=1,
+    ),
+    Probe(
+        "pos_occurred_at_space",
+        'POS event with occurred_at "2026-11-23 19:04:05+04:00" (no T)',
+        pos_at("2026-11-23 19:04:05+04:00"),
+        422,
+        code="invalid_event",
+        says="occurred_at",
+    ),
+    Probe(
+        "pos_occurred_at_no_offset",
+        'POS event with occurred_at "2026-11-23T19:04:05" (no offset)',
+        pos_at("2026-11-23T19:04:05"),
+        422,
+        code="invalid_event",
+        says="occurred_at",
+    ),
+    Probe(
+        "pos_event_id_not_nfc",
+        "POS event whose event_id is NFD (e + combining acute)",
+        lambda t, o: [Req("/events", pos_body(t, event_id=NFD_CAFE), pos_headers(t))],
+        422,
+        code="invalid_event",
+        says="event_id: must be Unicode NFC",
+    ),
+    Probe(
+        "pos_order_id_not_nfc",
+        "POS event whose order_id is NFD",
+        lambda t, o: [Req("/events", pos_body(t, order_id=NFD_CAFE), pos_headers(t))],
+        422,
+        code="invalid_event",
+        says="order_id: must be Unicode NFC",
+    ),
+    Probe(
+        "pos_event_id_number",
+        "POS event whose event_id is the JSON number 123",
+        lambda t, o: [Req("/events", pos_body(t, event_id=123), pos_headers(t))],
+        422,
+        code="invalid_event",
+        says="event_id: must be a JSON string, not 123",
+    ),
+    Probe(
+        "pos_batch_wrong_kind",
+        'NDJSON batch: a valid event, then one with "covers": "2" (the batch is refused)',
+        pos_batch({"data": {"channel": "takeaway", "covers": "2"}}),
+        422,
+        code="invalid_event",
+        says="line 2: data.covers",
+    ),
+    Probe(
+        "pos_batch_wrong_kind_and_missing_id",
+        "NDJSON batch: a valid event, one with covers true, one without event_id",
+        pos_batch({"data": {"covers": True}}, {"event_id": None}),
+        400,
+        code="invalid_event",
+        says="line 2: data.covers",
+    ),
+    Probe(
+        "stripe_ids_number_and_string",
+        'Stripe events with ids 123 and "123" (two events, not a duplicate)',
+        stripe_ids(123, "123"),
+        200,
+        lands=2,
+    ),
+    Probe(
+        "stripe_id_hash_and_number",
+        'Stripe events with ids "#123" and 123 (two events)',
+        stripe_ids("#123", 123),
+        200,
+        lands=2,
+    ),
+    Probe(
+        "stripe_id_float",
+        "Stripe event whose id is 1.5",
+        stripe_ids(1.5),
+        400,
+        code="malformed_event",
+        says="field id must be a non-empty string or an integer",
+    ),
+    Probe(
+        "stripe_id_true",
+        "Stripe event whose id is true",
+        stripe_ids(True),
+        400,
+        code="malformed_event",
+        says="field id",
+    ),
+    Probe(
+        "careem_id_nfc_then_nfd",
+        "Careem event id caf\u00e9 sent in NFC, then in NFD (one event: NFC-normalised)",
+        careem_ids(unicodedata.normalize("NFC", "caf\u00e9"), NFD_CAFE),
+        200,
+        lands=1,
+    ),
+    Probe(
+        "stripe_other_company_restaurant",
+        "Stripe webhook signed by A naming B's restaurant (landed, quarantined in staging)",
+        stripe_for_other_restaurant,
+        200,
+        lands=1,
+    ),
+]
 
 PROBES = [
     Probe(
@@ -507,7 +810,9 @@ def ingest_client(settings: Settings) -> Iterator[TestClient]:
         yield client
 
 
-@pytest.mark.parametrize("probe", [pytest.param(p, id=p.name) for p in PROBES] + XFAIL_PROBES)
+@pytest.mark.parametrize(
+    "probe", [pytest.param(p, id=p.name) for p in PROBES + STRICT_PROBES] + XFAIL_PROBES
+)
 def test_bad_input(
     probe: Probe,
     ingest_client: TestClient,
@@ -540,12 +845,19 @@ def test_bad_input(
         error=json.loads(bodies[0]).get("error", {}).get("code")
         if bodies[0].startswith("{")
         else None,
+        message=json.loads(bodies[0]).get("error", {}).get("message")
+        if bodies[0].startswith("{")
+        else None,
     )
     assert set(answers) == {probe.expect}, f"{answers}: {bodies}"
     assert landed_a + landed_b == probe.lands
     if probe.expect >= 400:
         # A refusal never leaks a 5xx-ish body and always says why.
         assert all(json.loads(body)["error"]["code"] for body in bodies)
+    if probe.code:
+        error = json.loads(bodies[0])["error"]
+        assert error["code"] == probe.code, error
+        assert probe.says in error["message"], error
 
 
 def test_nul_in_path_cannot_fail_other_requests(

@@ -125,7 +125,7 @@ VALID_POS: dict[str, Any] = {
     "restaurant_id": "r-1",
     "order_id": "o-1",
     "table_id": "t-1",
-    "data": {"line_id": "l1", "item_id": "burger", "quantity": 1, "unit_price": "4.5"},
+    "data": {"line_id": "l1", "item_id": "burger", "quantity": 1, "unit_price": 4.5},
 }
 pos_fields = st.sampled_from(sorted(VALID_POS))
 data_fields = st.sampled_from(

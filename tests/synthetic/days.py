@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -22,7 +23,8 @@ def pos_events(deliveries: list[Delivery]) -> list[dict[str, Any]]:
     events: dict[str, dict[str, Any]] = {}
     for d in deliveries:
         if d.source == "pos":
-            events.setdefault(d.event_id, orjson.loads(d.body))
+            # Money is a JSON number written with its decimals: read it as a Decimal.
+            events.setdefault(d.event_id, json.loads(d.body, parse_float=Decimal))
     return sorted(events.values(), key=lambda e: datetime.fromisoformat(e["occurred_at"]))
 
 

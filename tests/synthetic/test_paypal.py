@@ -18,5 +18,5 @@ def test_paypal_and_cash_payments(calm_day: list[Delivery]) -> None:
         restaurant_id, order_id = resource["custom_id"].split(":", 1)
         assert paid[order_id]["restaurant_id"] == restaurant_id
         assert paid[order_id]["data"]["payment_ref"] == resource["id"]
-        assert resource["amount"]["value"] == paid[order_id]["data"]["amount"]
+        assert resource["amount"]["value"] == str(paid[order_id]["data"]["amount"])
     assert any("payment_ref" not in e["data"] for e in paid.values())

@@ -85,10 +85,7 @@ typed as (
 
 final as (
 
-    select
-        *,
-        {{ unmapped_reason('event_type') }} as unmapped_reason
-    from typed
+    {{ staged_events('typed', 'event_type') | indent(4) }}
 
 )
 
