@@ -49,7 +49,10 @@ WEBHOOK_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: {"description": "Body over the limit"},
     415: {"description": "Not application/json"},
     429: {"description": "Over the per-company rate for this provider; see Retry-After"},
-    503: {"description": "Database unavailable: not committed, retry"},
+    503: {
+        "description": "Not committed (queue full, database slow or down): nothing of the "
+        "request was stored; send it again after Retry-After"
+    },
 }
 POS_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "Committed: status (or counts) of accepted and duplicate events"},
@@ -59,7 +62,10 @@ POS_RESPONSES: dict[int | str, dict[str, Any]] = {
     415: {"description": "Not application/json or application/x-ndjson"},
     422: {"description": "An event names a restaurant this company does not have"},
     429: {"description": "Over the per-company rate; see Retry-After"},
-    503: {"description": "Database unavailable: not committed, retry"},
+    503: {
+        "description": "Not committed (queue full, database slow or down): nothing of the "
+        "request was stored; send it again after Retry-After"
+    },
 }
 
 
@@ -95,7 +101,13 @@ def create_fastapi(settings: Settings | None, clock: Callable[[], float]) -> Fas
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         s = settings or get_settings()
         conninfo = libpq_url(s)
-        writer = GroupCommitWriter(conninfo, max_rows=s.ingest_batch_max)
+        writer = GroupCommitWriter(
+            conninfo,
+            max_rows=s.ingest_batch_max,
+            max_queued_rows=s.ingest_queue_max_rows,
+            timeout=s.ingest_commit_wait_seconds,
+            statement_timeout=s.ingest_commit_timeout_seconds,
+        )
         directory = Directory(conninfo, s.master_key(), ttl=s.auth_cache_seconds)
         await writer.start()
         await directory.start()
@@ -118,6 +130,7 @@ def create_fastapi(settings: Settings | None, clock: Callable[[], float]) -> Fas
         finally:
             await writer.stop()
             await directory.stop()
+            app.state.ingest.parser.shutdown(wait=False)
 
     app = FastAPI(
         title="partner-signals ingest",
