@@ -42,6 +42,7 @@ from bench.harness import (
     writes_docs,
     wrk_outcome,
 )
+from bench.noisy import A_CONCURRENCY, B_RATE, SideA, SideB, measure
 from bench.payloads import write_pos_ndjson, write_stripe_bodies
 from bench.report import BUSY_LIMIT, INGEST_SECTION, Outcome, render_markdown, update_block
 from partner_signals.db import to_sqlalchemy
@@ -289,6 +290,114 @@ def bulk_attempt(ctx: Context, events: int, attempt: int) -> Outcome:
     return outcome
 
 
+def create_noisy_tenant(url: str) -> tuple[str, str]:
+    """Company A of the noisy-neighbour scenario: (company id, ingest key)."""
+    company = "bench-noisy"
+    engine = sa.create_engine(to_sqlalchemy(url))
+    try:
+        with engine.begin() as conn:
+            add_restaurant(
+                conn, company_id=company, restaurant_id="bench-noisy-1", timezone="Asia/Dubai"
+            )
+            key = create_ingest_key(conn, company_id=company)
+    finally:
+        engine.dispose()
+    return company, key
+
+
+@dataclass
+class NoisyPhase:
+    name: str
+    what: str
+    b: SideB
+    a: SideA | None
+
+
+def noisy_scenario(ctx: Context) -> list[NoisyPhase]:
+    """B's webhooks alone, then with A's flood (default limits), then with A's flood and
+    A's rate limit lifted (so every batch is read and validated): one server each."""
+    _, a_key = create_noisy_tenant(ctx.url)
+    max_body = bench_settings(ctx.url).max_body_bytes
+    b = (ctx.tenant.company_id, ctx.tenant.stripe_secret, ctx.tenant.restaurant_ids[0])
+    unlimited = {
+        "PARTNER_SIGNALS_INGEST_RATE_PER_SECOND": "1e12",
+        "PARTNER_SIGNALS_INGEST_RATE_BURST": str(10**12),
+    }
+    plan = [
+        ("b-alone", "B alone (baseline)", ctx.env, False),
+        ("b-with-a", "B while A floods (default rate limits)", ctx.env, True),
+        ("b-with-a-unlimited", "B while A floods, no rate limit", {**ctx.env, **unlimited}, True),
+    ]
+    phases = []
+    for name, what, env, flood in plan:
+        wait_for_quiet(ctx.settle, f"noisy/{name}", log)
+        with server("ingest.app:app", env, ctx.uvicorn_extra) as (base, _proc):
+            side_b, side_a = measure(
+                base, b=b, a=(a_key, max_body) if flood else None, seconds=ctx.seconds
+            )
+        phase = NoisyPhase(name, what, side_b, side_a)
+        log(f"noisy/{name}: {noisy_line(phase)}")
+        phases.append(phase)
+    return phases
+
+
+def noisy_line(p: NoisyPhase) -> str:
+    b = p.b
+    text = (
+        f"B {b.ok:,}/{b.sent:,} ok, p50 {b.pct(0.5):.1f} ms, p99 {b.pct(0.99):.1f} ms, "
+        f"max {max(b.latencies_ms or [0]):.1f} ms, errors {dict(b.errors) or 0}"
+    )
+    if p.a:
+        a = p.a
+        text += (
+            f"; A {a.requests / a.seconds:,.1f} req/s, "
+            f"{a.bytes_sent / a.seconds / 1e6:,.0f} MB/s sent, answers {dict(a.statuses)}"
+        )
+    return text
+
+
+def noisy_markdown(phases: list[NoisyPhase], host_line: str, stamp: str, seconds: int) -> str:
+    lines = [
+        f"### Noisy neighbour, run {stamp}",
+        "",
+        f"**Machine:** {host_line}",
+        "",
+        f"Company B posts signed Stripe webhooks at {B_RATE:.0f}/s (open loop, latency "
+        f"from when each was due) for {seconds} s; company A keeps {A_CONCURRENCY} "
+        "batches of 1 MiB of `{}` lines (349,525 lines each) in flight on `POST /events`. "
+        "Each phase starts its own `uvicorn --workers 2`; A and B are separate processes.",
+        "",
+        "| phase | B sent | B 2xx | B errors | B p50 ms | B p99 ms | B max ms | A requests/s "
+        "| A answers | A MB/s offered |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |",
+    ]
+    for p in phases:
+        b, a = p.b, p.a
+        errors = sum(b.errors.values())
+        a_cells = (
+            f"{a.requests / a.seconds:,.1f} | "
+            + ", ".join(f"{n:,} x {s}" for s, n in sorted(a.statuses.items()))
+            + f" | {a.bytes_sent / a.seconds / 1e6:,.0f}"
+            if a
+            else " | | "
+        )
+        lines.append(
+            f"| {p.what} | {b.sent:,} | {b.ok:,} | {errors} | {b.pct(0.5):.1f} | "
+            f"{b.pct(0.99):.1f} | {max(b.latencies_ms or [0]):.1f} | {a_cells} |"
+        )
+    base = phases[0].b.pct(0.99)
+    lines += [
+        "",
+        "| B's p99 with A ÷ B's p99 alone (same run) | ratio | bar: p99 < 1 s, 0 errors |",
+    ]
+    lines += ["| --- | ---: | --- |"]
+    for p in phases[1:]:
+        good = p.b.pct(0.99) < 1000 and not p.b.errors and p.b.ok == p.b.sent
+        bar = "**pass**" if good else "**FAIL**"
+        lines.append(f"| {p.what} | {p.b.pct(0.99) / base:.2f}x | {bar} |")
+    return "\n".join(lines) + "\n"
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -299,8 +408,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--bulk-events", type=int, default=None, help="default 1,000,000")
     p.add_argument(
         "--only",
-        default="bare,naive,pos,stripe,bulk",
-        help="comma list of scenarios: bare,naive,pos,stripe,bulk",
+        default="bare,naive,pos,stripe,bulk,noisy",
+        help="comma list of scenarios: bare,naive,pos,stripe,bulk,noisy",
     )
     add_run_options(p, settle=20.0)
     p.add_argument(
@@ -336,6 +445,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"database {name} created and migrated")
     scratch = Path(tempfile.mkdtemp(prefix="ps-bench-"))
     outcomes: list[Outcome] = []
+    noisy: list[NoisyPhase] = []
     try:
         tenant = create_tenant(url)
         env = bench_env(url, extra=parse_env(args.ingest_env))
@@ -397,6 +507,8 @@ def main(argv: list[str] | None = None) -> int:
             outcomes.append(stripe_scenario(ctx, expected_rps=max(pos_rps, 10_000.0)))
         if "bulk" in only:
             outcomes.append(bulk_scenario(ctx, bulk_events))
+        if "noisy" in only:
+            noisy = noisy_scenario(ctx)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         if args.keep_db:
@@ -407,18 +519,29 @@ def main(argv: list[str] | None = None) -> int:
 
     stamp = utc_stamp()
     settings_note = " ".join([*args.ingest_env, *args.uvicorn_arg])
-    markdown = render_markdown(
-        host, outcomes, seconds=seconds, stamp=stamp, quick=args.quick, note=settings_note
-    )
     RESULTS.mkdir(exist_ok=True)
-    result_file = RESULTS / f"ingest-{stamp}.md"
-    result_file.write_text(markdown)
-    print()
-    print(markdown)
-    log(f"results written to {result_file.relative_to(ROOT)}")
-    if write_docs:
-        update_block(DOCS, "ingest", markdown, heading=INGEST_SECTION)
-        log(f"{DOCS.relative_to(ROOT)} updated")
+    if outcomes:
+        markdown = render_markdown(
+            host, outcomes, seconds=seconds, stamp=stamp, quick=args.quick, note=settings_note
+        )
+        result_file = RESULTS / f"ingest-{stamp}.md"
+        result_file.write_text(markdown)
+        print()
+        print(markdown)
+        log(f"results written to {result_file.relative_to(ROOT)}")
+        if write_docs:
+            update_block(DOCS, "ingest", markdown, heading=INGEST_SECTION)
+            log(f"{DOCS.relative_to(ROOT)} updated")
+    if noisy:
+        markdown = noisy_markdown(noisy, host.line(), stamp, seconds)
+        result_file = RESULTS / f"noisy-{stamp}.md"
+        result_file.write_text(markdown)
+        print()
+        print(markdown)
+        log(f"results written to {result_file.relative_to(ROOT)}")
+        if write_docs:
+            update_block(DOCS, "noisy", markdown, heading=INGEST_SECTION)
+            log(f"{DOCS.relative_to(ROOT)} updated")
     return 0 if all(o.durable() is not False for o in outcomes) else 1
 
 

@@ -53,7 +53,10 @@ WEBHOOK_RESPONSES: dict[int | str, dict[str, Any]] = {
     415: {"description": "Not application/json"},
     429: {"description": "Over the per-company rate for this provider; see Retry-After"},
     431: {"description": "Too many or too large header fields (answered before the app)"},
-    503: {"description": "Database unavailable: not committed, retry"},
+    503: {
+        "description": "Not committed (queue full, database slow or down): nothing of the "
+        "request was stored; send it again after Retry-After"
+    },
 }
 POS_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "Committed: status (or counts) of accepted and duplicate events"},
@@ -69,7 +72,10 @@ POS_RESPONSES: dict[int | str, dict[str, Any]] = {
     },
     429: {"description": "Over the per-company rate; see Retry-After"},
     431: {"description": "Too many or too large header fields (answered before the app)"},
-    503: {"description": "Database unavailable: not committed, retry"},
+    503: {
+        "description": "Not committed (queue full, database slow or down): nothing of the "
+        "request was stored; send it again after Retry-After"
+    },
 }
 
 
@@ -113,7 +119,13 @@ def create_fastapi(settings: Settings | None, clock: Callable[[], float]) -> Fas
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         s = settings or get_settings()
         conninfo = libpq_url(s)
-        writer = GroupCommitWriter(conninfo, max_rows=s.ingest_batch_max)
+        writer = GroupCommitWriter(
+            conninfo,
+            max_rows=s.ingest_batch_max,
+            max_queued_rows=s.ingest_queue_max_rows,
+            timeout=s.ingest_commit_wait_seconds,
+            statement_timeout=s.ingest_commit_timeout_seconds,
+        )
         directory = Directory(conninfo, s.master_key(), ttl=s.auth_cache_seconds)
         await writer.start()
         await directory.start()
@@ -136,6 +148,7 @@ def create_fastapi(settings: Settings | None, clock: Callable[[], float]) -> Fas
         finally:
             await writer.stop()
             await directory.stop()
+            app.state.ingest.parser.shutdown(wait=False)
 
     app = FastAPI(
         title="partner-signals ingest",

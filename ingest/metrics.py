@@ -37,6 +37,12 @@ UNAVAILABLE = Counter(
     "Requests answered 503 because the database did not commit",
     ["source"],
 )
+BACKPRESSURE = Counter(
+    "partner_signals_ingest_backpressure_total",
+    "Requests refused (503, not committed) before their commit started, by reason "
+    "(queue_full, database_slow, not_started)",
+    ["reason"],
+)
 COMMIT_ROWS = Histogram(
     "partner_signals_ingest_commit_rows",
     "Rows per group commit",

@@ -50,9 +50,16 @@ class Settings(BaseSettings):
     signature_tolerance_seconds: int = 300
     # Ingest group commit: the most rows one transaction takes.
     ingest_batch_max: int = 2000
-    # Per (company, source) and per ingest worker: sustained requests/s and burst. Refused
-    # requests are recorded at most this often per source, so a flood of bad signatures
-    # cannot turn into a flood of writes.
+    # Ingest backpressure, per worker: the most rows waiting for a commit, how long a
+    # request waits for its commit to start (then 503, not committed), and PostgreSQL's
+    # statement_timeout for one commit (past it the commit is rolled back: 503).
+    ingest_queue_max_rows: int = 50_000
+    ingest_commit_wait_seconds: float = 2.0
+    ingest_commit_timeout_seconds: float = 5.0
+    # Per (company, source) and per ingest worker: sustained events/s and burst (a request
+    # costs one token per event it holds, at least one). Refused requests are recorded at
+    # most this often per source, so a flood of bad signatures cannot turn into a flood
+    # of writes.
     ingest_rate_per_second: float = 20_000.0
     ingest_rate_burst: int = 40_000
     rejections_recorded_per_second: float = 50.0

@@ -76,6 +76,9 @@ def test_database_down_is_503_and_nothing_lands(
         response = client.post("/events", content=fresh, headers=auth(tenant))
         assert response.status_code == 503
         assert response.headers["retry-after"] == "1"
+        # The answer says what it means: nothing of this request was committed.
+        assert response.json()["error"]["code"] == "unavailable"
+        assert "not committed" in response.json()["error"]["message"]
     finally:
         state.writer = live
         client.portal.call(dead.stop)  # type: ignore[union-attr]

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -35,6 +36,7 @@ from tests.reliability.conftest import (
     Ledger,
     live_ingest,
     make_events,
+    post_once,
     raw_counts,
     record,
     retry_until_acked,
@@ -107,6 +109,7 @@ def test_postgres_restart_mid_load(private_postgres: PrivatePostgres, settings: 
     tenant = make_tenant(engine, private, "pgrestart")
     engine.dispose()
     events = make_events(tenant, EVENTS, SOURCES)
+    probes = events[-40:]
     ledger = Ledger()
 
     with live_ingest(private, workers=2) as server:
@@ -119,14 +122,23 @@ def test_postgres_restart_mid_load(private_postgres: PrivatePostgres, settings: 
             marks["stopping"] = time.monotonic()
             pg.crash()
             marks["down"] = time.monotonic()
-            time.sleep(DOWN_SECONDS)
+            # New requests while it is down. (The senders' requests whose commit was
+            # under way at the crash wait for the database to say whether it landed,
+            # so they cannot be the ones to show what a request meanwhile gets.)
+            with httpx.Client(timeout=httpx.Timeout(10.0, connect=2.0)) as client:
+                for event in probes:
+                    if time.monotonic() - marks["down"] >= DOWN_SECONDS:
+                        break
+                    post_once(client, server.base, event, tenant, ledger)
+                    time.sleep(0.1)
+            time.sleep(max(0.0, DOWN_SECONDS - (time.monotonic() - marks["down"])))
             marks["starting"] = time.monotonic()
             pg.start()
             marks["up"] = time.monotonic()
 
         fault = threading.Thread(target=outage, daemon=True)
         fault.start()
-        send_all(server.base, events, tenant, ledger, threads=8, pace=0.01)
+        send_all(server.base, events[: -len(probes)], tenant, ledger, threads=8, pace=0.01)
         fault.join(60)
         assert "up" in marks, "the outage did not complete"
         # Whatever was not acknowledged is retried, against the same ingest process.
@@ -135,6 +147,8 @@ def test_postgres_restart_mid_load(private_postgres: PrivatePostgres, settings: 
 
     during = [a for a in ledger.attempts if a[0] >= marks["down"] and a[1] <= marks["starting"]]
     during_codes = sorted({code for _, _, code, _ in during})
+    # Caught mid-commit by the crash: answered only once the database could tell.
+    held = [a for a in ledger.attempts if a[0] < marks["stopping"] and a[1] > marks["up"]]
     after_up = sorted(a[1] for a in ledger.attempts if a[1] > marks["up"] and 200 <= a[2] < 300)
     recovered_after = after_up[0] - marks["up"] if after_up else None
     unexpected = sorted({a[2] for a in ledger.attempts} - {200, 503})
@@ -148,6 +162,8 @@ def test_postgres_restart_mid_load(private_postgres: PrivatePostgres, settings: 
         answers=dict(ledger.statuses),
         requests_while_down=len(during),
         answers_while_down=during_codes,
+        caught_mid_commit_answered_after_restart=len(held),
+        caught_mid_commit_answers=sorted({a[2] for a in held}),
         acknowledged_total=len(ledger.acked),
         found=len(final),
         found_twice=sum(1 for n in final.values() if n > 1),
