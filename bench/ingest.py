@@ -314,19 +314,26 @@ class NoisyPhase:
 
 
 def noisy_scenario(ctx: Context) -> list[NoisyPhase]:
-    """B's webhooks alone, then with A's flood (default limits), then with A's flood and
-    A's rate limit lifted (so every batch is read and validated): one server each."""
+    """B's webhooks alone, then with A's flood (default limits: A's batches of tiny lines
+    are over the line cap and its rate), then with A's flood, the rate limit and the line
+    cap lifted (so every batch is read and validated): one server each."""
     _, a_key = create_noisy_tenant(ctx.url)
     max_body = bench_settings(ctx.url).max_body_bytes
     b = (ctx.tenant.company_id, ctx.tenant.stripe_secret, ctx.tenant.restaurant_ids[0])
     unlimited = {
         "PARTNER_SIGNALS_INGEST_RATE_PER_SECOND": "1e12",
         "PARTNER_SIGNALS_INGEST_RATE_BURST": str(10**12),
+        "PARTNER_SIGNALS_INGEST_MAX_BATCH_EVENTS": str(10**7),
     }
     plan = [
         ("b-alone", "B alone (baseline)", ctx.env, False),
         ("b-with-a", "B while A floods (default rate limits)", ctx.env, True),
-        ("b-with-a-unlimited", "B while A floods, no rate limit", {**ctx.env, **unlimited}, True),
+        (
+            "b-with-a-unlimited",
+            "B while A floods, no rate limit or line cap",
+            {**ctx.env, **unlimited},
+            True,
+        ),
     ]
     phases = []
     for name, what, env, flood in plan:

@@ -117,7 +117,9 @@ def test_a_large_batch_does_not_hold_the_event_loop(
     one = orjson.dumps(pos_event(tenant)) + b"\n"
     # 3 MiB batches (three times the default limit): the longer one batch takes to
     # validate, the clearer the difference between holding the loop for it and not.
-    settings = settings.model_copy(update={"max_body_bytes": 3 << 20})
+    settings = settings.model_copy(
+        update={"max_body_bytes": 3 << 20, "ingest_max_batch_events": 20_000}
+    )
     count = settings.max_body_bytes // (len(one) + 8)
     headers = {"authorization": f"Bearer {tenant.ingest_key}", "content-type": NDJSON}
 
