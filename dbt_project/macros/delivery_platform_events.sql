@@ -108,14 +108,18 @@ typed as (
             'provider_event_type', provider_event_type,
             'provider_order_status', {{ order_status }}
         )) as data,
-        {{ unmapped_reason('delivery_status', 'not_applied') }} as unmapped_reason
+        not_applied
     from translated
 
 ),
 
 final as (
 
-    select * from typed
+    -- Here, not in typed: the reason reads the typed restaurant and order ids by name.
+    select
+        {{ canonical_columns() | join(',\n        ') }},
+        {{ unmapped_reason('delivery_status', 'not_applied') | indent(8) }} as unmapped_reason
+    from typed
 
 )
 

@@ -1,5 +1,6 @@
--- Landed events that map to nothing, counted per company, source and provider event
--- name: what a provider sends that no staging vocabulary translates. Small (one row per
+-- Landed events that map to nothing, counted per company, source, provider event name
+-- and reason: what a provider sends that no staging vocabulary translates, or that names
+-- no restaurant, or no order or table its type needs. Small (one row per
 -- name a company's sources sent unmapped), so it is rebuilt whole on every run: 0.6 s of
 -- an incremental run on 200k landed events (int_unmapped_events 1.0 s, canonical_events
 -- 3.4 s, measured on the 2-core test machine). A table, not a view, so the sensor's runs
@@ -18,8 +19,9 @@ counted as (
         company_id,
         source,
         provider_event_type,
-        -- One name has one reason under one vocabulary; max() only picks it.
-        max(unmapped_reason) as reason,
+        -- A name has one reason under one vocabulary, but events of a mapped name can
+        -- miss an id (no_restaurant_id, no_order_id): a row per reason.
+        unmapped_reason as reason,
         max(raw_table) as raw_table,
         count(*) as events,
         min(received_at) as first_received_at,
@@ -28,7 +30,7 @@ counted as (
         array_agg(distinct provider_status order by provider_status)
             filter (where provider_status is not null) as provider_statuses
     from unmapped
-    group by company_id, source, provider_event_type
+    group by company_id, source, provider_event_type, unmapped_reason
 
 ),
 
