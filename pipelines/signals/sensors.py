@@ -20,7 +20,7 @@ from pipelines.project import dbt_project
 from pipelines.resources import DatabaseResource
 from pipelines.signals.assets import signals_dbt
 from pipelines.signals.checks import raw_events_processed
-from pipelines.signals.health import SignalsRunHealth, signals_run_health, signals_run_in_flight
+from pipelines.signals.health import RunHealth, signals_run_health, signals_run_in_flight
 from pipelines.signals.jobs import signals_job
 from pipelines.signals.raw import (
     STAGING_MODEL_BY_SOURCE,
@@ -136,14 +136,18 @@ def retry_wait(failed_in_a_row: int) -> timedelta:
     return min(RETRY_MAX_WAIT, RETRY_FIRST_WAIT * 2 ** (failed_in_a_row - 2))
 
 
-def backing_off(health: SignalsRunHealth, now: datetime) -> dg.SkipReason | None:
+def backing_off(
+    health: RunHealth, now: datetime, *, runs: str = "signals runs"
+) -> dg.SkipReason | None:
+    """A skip while the job's failures in a row call for waiting (retry_wait); the
+    exports sensor uses it for export runs."""
     if not health.failing or health.last_failure_at is None:
         return None
     retry_at = health.last_failure_at + retry_wait(health.failed_in_a_row)
     if now >= retry_at:
         return None
     return dg.SkipReason(
-        f"{health.failed_in_a_row} signals runs failed in a row (last: "
+        f"{health.failed_in_a_row} {runs} failed in a row (last: "
         f"{health.last_failure_message or 'no message'}); next try at {retry_at:%H:%M:%S} UTC"
     )
 
