@@ -16,6 +16,7 @@ from typing import Any
 import dagster as dg
 import psycopg
 
+from pipelines.instance import RUN_MAX_RUNTIME_TAG
 from pipelines.project import dbt_project
 from pipelines.resources import DatabaseResource
 from pipelines.signals.assets import signals_dbt
@@ -35,6 +36,10 @@ DBT_PACKAGE = "partner_signals"
 # failure up to RETRY_MAX_WAIT: a broken model is retried, not hammered every 30 s.
 RETRY_FIRST_WAIT = timedelta(seconds=60)
 RETRY_MAX_WAIT = timedelta(minutes=10)
+# An incremental run takes 36-43 s on 10 M events (docs/benchmarks.md): one still running
+# after 15 minutes has lost its process, and run monitoring fails it (a run that builds
+# missing models keeps the instance's longer limit).
+INCREMENTAL_MAX_RUNTIME = timedelta(minutes=15)
 # The checks a signals run can evaluate besides the dbt tests (the job selects them too).
 PYTHON_CHECKS: tuple[dg.AssetChecksDefinition, ...] = (raw_events_processed,)
 
@@ -222,6 +227,13 @@ def plan_run(
                     "partner-signals/trigger": "sensor",
                     "partner-signals/sources": ",".join(sorted(sources)),
                     "partner-signals/not-built": str(len(missing)),
+                    **(
+                        {}
+                        if missing
+                        else {
+                            RUN_MAX_RUNTIME_TAG: str(int(INCREMENTAL_MAX_RUNTIME.total_seconds()))
+                        }
+                    ),
                 },
             )
         ],
