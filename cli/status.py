@@ -8,12 +8,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 
 from cli.registry import fail, out
 from partner_signals.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from pipelines.signals.health import RunHealth
 
 
 @dataclass(frozen=True)
@@ -84,14 +88,45 @@ def signals_runs(settings: Settings, console: Console) -> bool:
     return not health.failing and not late
 
 
+def export_runs(settings: Settings, console: Console) -> bool:
+    """The export job's runs (sensor, schedule, materialize): red while the newest have
+    failed; the exports sensor asks for each failed run again, backing off."""
+    import dagster as dg
+
+    from pipelines.exports.assets import EXPORT_JOB_NAME
+    from pipelines.instance import prepare_dagster_home
+    from pipelines.signals.health import job_run_health
+
+    prepare_dagster_home(settings)
+    with dg.DagsterInstance.get() as instance:
+        return show_export_runs(job_run_health(instance, EXPORT_JOB_NAME), console)
+
+
+def show_export_runs(health: RunHealth, console: Console) -> bool:
+    console.print(f"  last successful run  {ago(health.last_success_at)}")
+    if health.failing:
+        console.print(
+            f"  [bold red]✗ {health.failed_in_a_row} export run"
+            f"{'s' if health.failed_in_a_row > 1 else ''} failed in a row[/bold red] "
+            f"(each is retried), the last {ago(health.last_failure_at)}: "
+            f"{health.last_failure_message or 'no message'}",
+            highlight=False,
+        )
+    elif health.last_failure_at is not None:
+        console.print(f"  last failure         {ago(health.last_failure_at)} (since succeeded)")
+    return not health.failing
+
+
 SECTIONS: list[Section] = [
     Section("signals runs", signals_runs),
+    Section("export runs", export_runs),
 ]
 
 
 def status_command() -> None:
     """What is failing or waiting: signals runs (red when runs failed in a row or raw
-    events wait over 15 minutes). Exits 1 when something needs an operator."""
+    events wait over 15 minutes) and export runs (red when the newest failed). Exits 1
+    when something needs an operator."""
     settings = get_settings()
     healthy = True
     for section in SECTIONS:

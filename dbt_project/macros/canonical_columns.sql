@@ -82,8 +82,7 @@
         raw_table,
         raw_id
     from {{ relation }}
+    -- A mapped event missing an id it needs is counted in marts.unmapped_events instead.
     where event_type is not null
-        and restaurant_id is not null
-        and (event_type not like 'order.%' or order_id is not null)
-        and (event_type not like 'table.%' or table_id is not null)
+        and {{ missing_id_reason() | indent(8) }} is null
 {%- endmacro %}

@@ -2,13 +2,16 @@
     maps, or when its source's catalogue entry lists its name under ignored_event_types
     (or the platform flagged it as not applied); 'unknown_status' for a generic update
     (the entry's delivery.update_events) whose status word is outside the vocabulary;
-    'unknown_event' for any other name. marts.unmapped_events counts every non-null one. -#}
+    'unknown_event' for any other name; and for a mapped event that names no restaurant,
+    or no order or table its type needs, the missing_id_reason. marts.unmapped_events
+    counts every non-null one. Read in the model's last step, where the staged columns
+    (event_type, restaurant_id, order_id, table_id) exist by name. -#}
 {% macro unmapped_reason(mapped, not_applied='false') -%}
 {%- set entry = (model.config.meta or {}).get('source') or {} %}
 {%- set ignored = entry.get('ignored_event_types') or [] %}
 {%- set update_events = (entry.get('delivery') or {}).get('update_events') or [] -%}
 case
-        when {{ mapped }} is not null then null
+        when {{ mapped }} is not null then {{ missing_id_reason() | indent(8) }}
         when {{ not_applied }} then null
         {%- if ignored %}
         when provider_event_type in ({{ sql_strings(ignored) }}) then null
@@ -18,6 +21,20 @@ case
         {%- endif %}
         else 'unknown_event'
     end
+{%- endmacro %}
+
+{#- Why a mapped event cannot be placed: 'no_restaurant_id' (the payload names no
+    restaurant), 'no_order_id' (an order or delivery event naming no order), 'no_table_id'
+    (a table event naming no table); null when it can. One definition for the staging
+    column above and the filter of canonical_envelope, so an event left out of
+    canonical_events for a missing id is always counted. -#}
+{% macro missing_id_reason() -%}
+case
+    when restaurant_id is null then 'no_restaurant_id'
+    when (event_type like 'order.%' or event_type like 'delivery.%') and order_id is null
+        then 'no_order_id'
+    when event_type like 'table.%' and table_id is null then 'no_table_id'
+end
 {%- endmacro %}
 
 {#- Names from a catalogue entry as SQL string literals, comma-separated. -#}

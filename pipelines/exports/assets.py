@@ -12,11 +12,13 @@ from pipelines.exports.plan import (
     EXPORTS_UNTIL_TAG,
     mark_exported,
     plan_exports,
+    retry_request,
     watermark_models,
 )
 from pipelines.resources import DatabaseResource, ExportsResource
 from pipelines.runs import job_run_active
-from pipelines.signals.sensors import load_manifest
+from pipelines.signals.health import job_run_health
+from pipelines.signals.sensors import backing_off, load_manifest
 
 # A business day can be ahead of the UTC date (it starts at 04:00 local, so east of
 # UTC+4 after 04:00 local), hence partitions up to tomorrow.
@@ -102,7 +104,9 @@ def export_run_active(instance: dg.DagsterInstance) -> bool:
         "Files follow the data: when the exported marts have processed canonical events "
         "the files do not cover yet (their watermarks are past ops.canonical_readers' "
         "`exports` position), asks for one run of exports/signal_files over the business "
-        "days those events touched. The position moves when that run succeeds."
+        "days those events touched. The position moves when that run succeeds. A failed "
+        "export run (this sensor's or the schedule's) is asked for again, over the same "
+        "days, backing off like the signals sensor from the second failure in a row."
     ),
 )
 def exports_follow_the_data(
@@ -110,6 +114,19 @@ def exports_follow_the_data(
 ) -> dg.SkipReason | dg.RunRequest:
     if export_run_active(context.instance):
         return dg.SkipReason("an export run is queued or running")
+    health = job_run_health(context.instance, EXPORT_JOB_NAME)
+    waiting = backing_off(health, datetime.now(UTC), runs="export runs")
+    if waiting is not None:
+        return waiting
+    if health.failing and health.last_failure_run_id is not None:
+        failed = context.instance.get_run_by_id(health.last_failure_run_id)
+        retry = retry_request(failed) if failed is not None else None
+        if retry is not None:
+            context.log.warning(
+                f"export run {health.last_failure_run_id} failed "
+                f"({health.failed_in_a_row} in a row): asking for it again"
+            )
+            return retry
     engine = database.engine()
     with engine.begin() as conn:
         plan = plan_exports(conn, models=watermark_models(load_manifest()), partitions=daily)

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
+    PARTITION_NAME_TAG,
 )
 
 from partner_signals.catalogue import signals as catalogue
@@ -23,6 +24,13 @@ from pipelines.signals.sensors import DBT_PACKAGE
 WATERMARK_TABLE = "canonical.dbt_incremental_watermarks"
 # On an export run: the canonical loaded_at its files cover up to; saved on success.
 EXPORTS_UNTIL_TAG = "partner-signals/exports-until"
+# What a retry of a failed export run keeps: its business days, and the position to save.
+RETRIED_TAGS = (
+    ASSET_PARTITION_RANGE_START_TAG,
+    ASSET_PARTITION_RANGE_END_TAG,
+    PARTITION_NAME_TAG,
+    EXPORTS_UNTIL_TAG,
+)
 
 
 def watermark_models(manifest: Mapping[str, Any]) -> list[str]:
@@ -118,3 +126,14 @@ def plan_exports(
 def mark_exported(conn: sa.Connection, until: datetime) -> None:
     """The files now cover the canonical events loaded up to `until`."""
     save_position(conn, EXPORTS, Position(until))
+
+
+def retry_request(failed: dg.DagsterRun) -> dg.RunRequest | None:
+    """The failed export run again: the same business days (one, from the schedule, or a
+    range, from the sensor) and the same position to save on success. Keyed by the failed
+    run, so each failure asks for one retry. None for a run that named no days."""
+    tags = {key: value for key, value in failed.tags.items() if key in RETRIED_TAGS}
+    day = tags.pop(PARTITION_NAME_TAG, None)
+    if day is None and ASSET_PARTITION_RANGE_START_TAG not in tags:
+        return None
+    return dg.RunRequest(run_key=f"retry of {failed.run_id}", partition_key=day, tags=tags)

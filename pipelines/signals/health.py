@@ -30,28 +30,35 @@ NOT_FINISHED = (*ACTIVE_STATUSES, dg.DagsterRunStatus.CANCELING)
 
 
 @dataclass(frozen=True)
-class SignalsRunHealth:
-    """The signals job's recent history. `processed_high_water` is where the last
-    successful run's canonical_events stood: raw rows above it are still to process."""
+class RunHealth:
+    """One job's recent history: the last success, the failures since, the newest failure."""
 
     last_success_at: datetime | None
     failed_in_a_row: int
     last_failure_at: datetime | None
     last_failure_message: str | None
-    processed_high_water: RawHighWater | None
+    last_failure_run_id: str | None = None
 
     @property
     def failing(self) -> bool:
         return self.failed_in_a_row > 0
 
 
-def signals_run_health(instance: dg.DagsterInstance) -> SignalsRunHealth:
-    """The signals job's finished runs, newest first: failures count until the newest
-    success (cancelled runs neither break nor extend a streak)."""
+@dataclass(frozen=True)
+class SignalsRunHealth(RunHealth):
+    """The signals job's recent history. `processed_high_water` is where the last
+    successful run's canonical_events stood: raw rows above it are still to process."""
+
+    processed_high_water: RawHighWater | None = None
+
+
+def job_run_health(instance: dg.DagsterInstance, job_name: str) -> RunHealth:
+    """`job_name`'s finished runs, newest first: failures count until the newest success
+    (cancelled runs neither break nor extend a streak)."""
     failed_in_a_row = 0
     last_success_at: datetime | None = None
     last_failure: dg.RunRecord | None = None
-    for record in finished_runs(instance):
+    for record in finished_runs(instance, job_name):
         if record.dagster_run.status == dg.DagsterRunStatus.SUCCESS:
             last_success_at = finished_at(record)
             break
@@ -60,31 +67,35 @@ def signals_run_health(instance: dg.DagsterInstance) -> SignalsRunHealth:
     if last_failure is None:
         # No failure since the last success; the newest failure before it, if any.
         older = instance.get_run_records(
-            filters=dg.RunsFilter(
-                job_name=SIGNALS_JOB_NAME, statuses=[dg.DagsterRunStatus.FAILURE]
-            ),
+            filters=dg.RunsFilter(job_name=job_name, statuses=[dg.DagsterRunStatus.FAILURE]),
             limit=1,
         )
         last_failure = older[0] if older else None
-    return SignalsRunHealth(
+    return RunHealth(
         last_success_at=last_success_at,
         failed_in_a_row=failed_in_a_row,
         last_failure_at=finished_at(last_failure) if last_failure else None,
         last_failure_message=(
             failure_message(instance, last_failure.dagster_run.run_id) if last_failure else None
         ),
-        processed_high_water=processed_high_water(instance),
+        last_failure_run_id=last_failure.dagster_run.run_id if last_failure else None,
     )
 
 
-def finished_runs(instance: dg.DagsterInstance) -> Iterator[dg.RunRecord]:
-    """The signals job's succeeded and failed runs, newest first, a page at a time (the
-    newest is a success most of the time), at most RUN_HISTORY."""
+def signals_run_health(instance: dg.DagsterInstance) -> SignalsRunHealth:
+    """The signals job's history, and the raw events its last success had processed."""
+    health = job_run_health(instance, SIGNALS_JOB_NAME)
+    return SignalsRunHealth(**vars(health), processed_high_water=processed_high_water(instance))
+
+
+def finished_runs(instance: dg.DagsterInstance, job_name: str) -> Iterator[dg.RunRecord]:
+    """The job's succeeded and failed runs, newest first, a page at a time (the newest is
+    a success most of the time), at most RUN_HISTORY."""
     cursor: str | None = None
     for _ in range(RUN_HISTORY // RUN_PAGE):
         page = instance.get_run_records(
             filters=dg.RunsFilter(
-                job_name=SIGNALS_JOB_NAME,
+                job_name=job_name,
                 statuses=[dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE],
             ),
             limit=RUN_PAGE,
@@ -178,13 +189,15 @@ RUNS_GAUGE_NAMES = (
     "partner_signals_signals_runs_health_up",
     "partner_signals_signals_runs_failed_in_a_row",
     "partner_signals_signals_last_success_age_seconds",
+    "partner_signals_export_runs_failed_in_a_row",
 )
 
 
 class SignalsRunsCollector(Collector):
     """Prometheus view of `signals_run_health`: runs failed in a row and the age of the
-    last success, read from Dagster's run records at scrape time, at most once per
-    `cache_seconds` (scrapes from several Prometheus servers share one read)."""
+    last success, and the export runs failed in a row, read from Dagster's run records at
+    scrape time, at most once per `cache_seconds` (scrapes from several Prometheus
+    servers share one read)."""
 
     def __init__(
         self,
@@ -199,14 +212,20 @@ class SignalsRunsCollector(Collector):
         self._lock = threading.Lock()
         self._read_at: float | None = None
         self._health: SignalsRunHealth | None = None
+        self._exports: RunHealth | None = None
         self._up = 0
 
     def refresh(self) -> None:
         with self._lock:
             if self._read_at is not None and self.clock() - self._read_at < self.cache_seconds:
                 return
+            # Here, not at the top: the exports domain imports this module.
+            from pipelines.exports.assets import EXPORT_JOB_NAME
+
             try:
-                self._health = signals_run_health(self.instance())
+                instance = self.instance()
+                self._health = signals_run_health(instance)
+                self._exports = job_run_health(instance, EXPORT_JOB_NAME)
                 self._up = 1
             except Exception:
                 self._up = 0
@@ -233,4 +252,10 @@ class SignalsRunsCollector(Collector):
                 "partner_signals_signals_last_success_age_seconds",
                 "Seconds since the last signals run that succeeded finished",
                 value=max(age, 0.0),
+            )
+        if self._exports is not None:
+            yield GaugeMetricFamily(
+                "partner_signals_export_runs_failed_in_a_row",
+                "Export runs (export_signal_files) failed since the last one that succeeded",
+                value=self._exports.failed_in_a_row,
             )

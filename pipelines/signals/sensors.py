@@ -16,11 +16,12 @@ from typing import Any
 import dagster as dg
 import psycopg
 
+from pipelines.instance import RUN_MAX_RUNTIME_TAG
 from pipelines.project import dbt_project
 from pipelines.resources import DatabaseResource
 from pipelines.signals.assets import signals_dbt
 from pipelines.signals.checks import raw_events_processed
-from pipelines.signals.health import SignalsRunHealth, signals_run_health, signals_run_in_flight
+from pipelines.signals.health import RunHealth, signals_run_health, signals_run_in_flight
 from pipelines.signals.jobs import signals_job
 from pipelines.signals.raw import (
     STAGING_MODEL_BY_SOURCE,
@@ -35,6 +36,10 @@ DBT_PACKAGE = "partner_signals"
 # failure up to RETRY_MAX_WAIT: a broken model is retried, not hammered every 30 s.
 RETRY_FIRST_WAIT = timedelta(seconds=60)
 RETRY_MAX_WAIT = timedelta(minutes=10)
+# An incremental run takes 36-43 s on 10 M events (docs/benchmarks.md): one still running
+# after 15 minutes has lost its process, and run monitoring fails it (a run that builds
+# missing models keeps the instance's longer limit).
+INCREMENTAL_MAX_RUNTIME = timedelta(minutes=15)
 # The checks a signals run can evaluate besides the dbt tests (the job selects them too).
 PYTHON_CHECKS: tuple[dg.AssetChecksDefinition, ...] = (raw_events_processed,)
 
@@ -136,14 +141,18 @@ def retry_wait(failed_in_a_row: int) -> timedelta:
     return min(RETRY_MAX_WAIT, RETRY_FIRST_WAIT * 2 ** (failed_in_a_row - 2))
 
 
-def backing_off(health: SignalsRunHealth, now: datetime) -> dg.SkipReason | None:
+def backing_off(
+    health: RunHealth, now: datetime, *, runs: str = "signals runs"
+) -> dg.SkipReason | None:
+    """A skip while the job's failures in a row call for waiting (retry_wait); the
+    exports sensor uses it for export runs."""
     if not health.failing or health.last_failure_at is None:
         return None
     retry_at = health.last_failure_at + retry_wait(health.failed_in_a_row)
     if now >= retry_at:
         return None
     return dg.SkipReason(
-        f"{health.failed_in_a_row} signals runs failed in a row (last: "
+        f"{health.failed_in_a_row} {runs} failed in a row (last: "
         f"{health.last_failure_message or 'no message'}); next try at {retry_at:%H:%M:%S} UTC"
     )
 
@@ -218,6 +227,13 @@ def plan_run(
                     "partner-signals/trigger": "sensor",
                     "partner-signals/sources": ",".join(sorted(sources)),
                     "partner-signals/not-built": str(len(missing)),
+                    **(
+                        {}
+                        if missing
+                        else {
+                            RUN_MAX_RUNTIME_TAG: str(int(INCREMENTAL_MAX_RUNTIME.total_seconds()))
+                        }
+                    ),
                 },
             )
         ],

@@ -11,6 +11,7 @@ import dagster as dg
 import psycopg
 import pytest
 
+from pipelines.instance import RUN_MAX_RUNTIME_TAG
 from pipelines.signals.health import SignalsRunHealth
 from pipelines.signals.raw import RawHighWater, read_high_water, sources_landed_between
 from pipelines.signals.sensors import (
@@ -91,8 +92,11 @@ def test_new_events_select_the_stored_models_they_affect_with_their_checks(
 
 def test_a_stripe_webhook_selects_the_bills(manifest: dict[str, Any]) -> None:
     window = Window(RawHighWater(5, 5), RawHighWater(5, 6))
-    keys = selected(request_of(plan_run(window, {"stripe"}, set(), manifest, SignalsTranslator())))
-    assert {"canonical/canonical_events", "intermediate/int_bills"} <= keys
+    request = request_of(plan_run(window, {"stripe"}, set(), manifest, SignalsTranslator()))
+    assert {"canonical/canonical_events", "intermediate/int_bills"} <= selected(request)
+    # Run monitoring fails an incremental run still going after 15 minutes (its process
+    # is gone); a run building missing models keeps the instance's limit.
+    assert request.tags[RUN_MAX_RUNTIME_TAG] == "900"
 
 
 def test_nothing_new_and_everything_built_means_no_run(manifest: dict[str, Any]) -> None:
@@ -109,6 +113,7 @@ def test_models_not_built_are_built_even_without_events(manifest: dict[str, Any]
     # A run building what is missing tests it whole.
     assert request.run_config["ops"]["signals_dbt"]["config"]["latest_batch_checks"] is False
     assert "not built" in (request.run_key or "")
+    assert RUN_MAX_RUNTIME_TAG not in request.tags
 
 
 def test_a_fresh_database_misses_every_model(sensor_url: str, manifest: dict[str, Any]) -> None:

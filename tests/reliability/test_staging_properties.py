@@ -1,6 +1,6 @@
-"""Property: any payload a provider signs maps to a canonical status, or is ignored on
-purpose, or carries an unmapped_reason (and is counted); it never fails a staging query
-(which would stop the whole pipeline)."""
+"""Property: any payload a provider signs maps to a canonical status (with the ids its type
+needs), or is ignored on purpose, or carries an unmapped_reason (and is counted); it never
+fails a staging query (which would stop the whole pipeline)."""
 
 from __future__ import annotations
 
@@ -164,9 +164,20 @@ def test_any_signed_payload_maps_or_is_ignored(
     assert record["occurred_at"] is not None
     if "delivery_status" in record:
         assert record["delivery_status"] in (None, *DELIVERY_STATUSES)
-    # Mapped, ignored on purpose, or counted as unmapped: never silently nothing.
-    if record["event_type"] is not None or event_name in source(provider).ignored_event_types:
+    # Mapped, ignored on purpose, or counted as unmapped: never silently nothing. A mapped
+    # event missing an id its type needs is counted too (canonical_events leaves it out).
+    event_type = record["event_type"]
+    if event_name in source(provider).ignored_event_types:
         assert record["unmapped_reason"] is None
+    elif event_type is not None:
+        missing = None
+        if record["restaurant_id"] is None:
+            missing = "no_restaurant_id"
+        elif event_type.startswith(("order.", "delivery.")) and record["order_id"] is None:
+            missing = "no_order_id"
+        elif event_type.startswith("table.") and record["table_id"] is None:
+            missing = "no_table_id"
+        assert record["unmapped_reason"] == missing
     else:
         assert record["unmapped_reason"] in ("unknown_event", "unknown_status")
     if event_name not in KNOWN_NAMES[provider]:

@@ -1,6 +1,7 @@
 -- The landed events no canonical type or status takes: one row per raw event whose staging
 -- model gives it an unmapped_reason (a name, or a generic update's status word, outside
--- its source's vocabulary and not ignored on purpose). They stay in raw; this is where
+-- its source's vocabulary and not ignored on purpose; or a mapped event missing the
+-- restaurant, order or table id it needs). They stay in raw; this is where
 -- they are counted from (marts.unmapped_events), so none is dropped without a trace.
 -- Incremental, append-only like canonical_events: raw rows never change, so a row, once
 -- here, is final. Each run reads the raw ids above what it had already seen, less the

@@ -1,6 +1,7 @@
 -- Landed events that map to nothing, counted per company, source, provider event name
--- and reason: what a provider sends that no staging vocabulary translates, and events
--- quarantined for naming a restaurant that is not their company's. Small (one row per
+-- and reason: what a provider sends that no staging vocabulary translates, what names
+-- no restaurant, or no order or table its type needs, and events quarantined for
+-- naming a restaurant that is not their company's. Small (one row per
 -- name a company's sources sent unmapped), so it is rebuilt whole on every run: 0.6 s of
 -- an incremental run on 200k landed events (int_unmapped_events 1.0 s, canonical_events
 -- 3.4 s, measured on the 2-core test machine). A table, not a view, so the sensor's runs
@@ -19,8 +20,9 @@ counted as (
         company_id,
         source,
         provider_event_type,
-        -- A name has one reason under one vocabulary, but events of a mapped name can be
-        -- quarantined (foreign_restaurant): a row per reason.
+        -- A name has one reason under one vocabulary, but events of a mapped name can
+        -- miss an id (no_restaurant_id, ...) or be quarantined (foreign_restaurant):
+        -- a row per reason.
         unmapped_reason as reason,
         max(raw_table) as raw_table,
         count(*) as events,
