@@ -173,7 +173,12 @@ def test_postgres_restart_mid_load(private_postgres: PrivatePostgres, settings: 
         seconds=round(time.monotonic() - started, 1),
     )
     assert during, "no request was made while the database was down"
-    assert during_codes == [503], f"answers while down: {during_codes}"
+    # Nothing is acknowledged while nothing can commit: every answer is 503. Under load a
+    # client can also see no answer at all (0: a connection error, seen once on a busy
+    # 2-core machine), which acknowledges nothing either and which senders retry.
+    assert 503 in during_codes and set(during_codes) <= {0, 503}, (
+        f"answers while down: {during_codes}"
+    )
     assert not unexpected, f"unexpected answers: {unexpected}"
     assert recovered_after is not None and recovered_after < 15
     assert ledger.acked <= found_ids, "an acknowledged event is missing"
