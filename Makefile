@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.ingest $(BENCH_ARGS)
 	$(BIN)/python -m bench.api
 	$(BIN)/python -m bench.pushes
+	$(BIN)/python -m bench.serve
 	$(BIN)/python -m bench.signals
 
 lint: $(STAMP)

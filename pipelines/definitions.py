@@ -53,6 +53,12 @@ def build_definitions(
             signals_freshness,
         ],
         jobs=[signals_job, freshness_job, export_job, deliveries_report_job, outbox_job],
+        # Every job here is a step or two in a row (dbt, then the checks on what it
+        # built), and the daemon already launches each run as its own process: the
+        # default multiprocess executor added a process per step, each loading the code
+        # again (20-86 s a step on a loaded 2-core box, docs/benchmarks.md, "Freshness
+        # through serve").
+        executor=dg.in_process_executor,
         sensors=[raw_events_sensor, partner_outbox, exports_follow_the_data, raw_tables_observer],
         schedules=[
             nightly_full_rebuild,
