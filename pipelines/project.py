@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
 from dagster_dbt import DbtProject
+from filelock import FileLock
 from psycopg.conninfo import conninfo_to_dict
 
 from partner_signals.catalogue import DBT_PROJECT_DIR
@@ -87,8 +87,7 @@ def ensure_manifest(project: DbtProject = dbt_project) -> Path:
     # daemon beside the webserver) would otherwise write the same target files together.
     lock = Path(project.project_dir) / "target" / ".parse.lock"
     lock.parent.mkdir(parents=True, exist_ok=True)
-    with lock.open("w") as held:
-        fcntl.flock(held, fcntl.LOCK_EX)
+    with FileLock(str(lock)):
         if manifest_is_stale(project):  # unless another process parsed while this waited
             with patched_environ({"DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DO_NOT_TRACK": "1"}):
                 project.preparer.prepare(project)

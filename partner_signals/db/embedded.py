@@ -8,6 +8,8 @@ import tempfile
 import warnings
 from pathlib import Path
 
+from filelock import FileLock
+
 log = logging.getLogger(__name__)
 
 
@@ -24,7 +26,10 @@ def embedded_url(data_dir: Path) -> str:
     pgdata = (data_dir / "pg").resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     # cleanup_mode=None: the server outlives this process and the next one reuses it.
-    server = pgserver.get_server(pgdata, cleanup_mode=None)
+    # One starter at a time: processes that start together (test workers, the daemon
+    # beside the webserver) would otherwise both run initdb into the same directory.
+    with FileLock(str(pgdata.parent / "pg.lock")):
+        server = pgserver.get_server(pgdata, cleanup_mode=None)
     uri: str = server.get_uri()
     log.debug("embedded PostgreSQL at %s", pgdata)
     return uri

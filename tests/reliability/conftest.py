@@ -8,7 +8,6 @@ was found in the raw tables with `record(...)`; the figures land in
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import threading
 import time
@@ -21,6 +20,7 @@ from typing import Any
 import httpx
 import orjson
 import psycopg
+from filelock import FileLock
 
 from partner_signals.processes import child_env, free_port, start, stop, uvicorn_cmd, wait_ready
 from partner_signals.providers import PROVIDERS
@@ -36,8 +36,7 @@ def record(name: str, **figures: Any) -> None:
     FIGURES.parent.mkdir(parents=True, exist_ok=True)
     figures["recorded_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     print(f"\n[reliability] {name}: {json.dumps(figures, default=str)}")
-    with open(FIGURES.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with FileLock(str(FIGURES.with_suffix(".lock"))):
         current: dict[str, Any] = {}
         if FIGURES.exists():
             with contextlib.suppress(ValueError):
