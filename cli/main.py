@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cli import partner, pipelines, pushes, registry, status, unmapped
+from cli import control, partner, pipelines, pushes, registry, status, unmapped
 from cli.registry import console, fail, out
 
 app = typer.Typer(
@@ -98,11 +98,12 @@ def serve(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     ingest_port: Annotated[int, typer.Option()] = 8000,
     api_port: Annotated[int, typer.Option()] = 8001,
+    admin_port: Annotated[int, typer.Option(help="The admin API (operators)")] = 8003,
     dagster_port: Annotated[int, typer.Option()] = 3000,
     workers: Annotated[int, typer.Option(help="uvicorn workers per API")] = 2,
     dagster: Annotated[bool, typer.Option(help="Also run the Dagster UI and daemon")] = True,
 ) -> None:
-    """Run the ingest API, the partner API and Dagster (UI and daemon) until interrupted."""
+    """Run the ingest API, the partner and admin APIs and Dagster (UI and daemon) until interrupted."""
     _quiet_tools()
     from cli.serve import run_all
 
@@ -111,6 +112,7 @@ def serve(
             host=host,
             ingest_port=ingest_port,
             api_port=api_port,
+            admin_port=admin_port,
             dagster_port=dagster_port,
             workers=workers,
             dagster=dagster,
@@ -126,6 +128,9 @@ app.command("query")(partner.query)
 app.add_typer(pushes.deliveries_app, name="deliveries")
 registry.integrations_app.command("test")(pushes.integrations_test)
 app.command("unmapped")(unmapped.unmapped_command)
+app.add_typer(control.operators_app, name="operators")
+app.add_typer(control.audit_app, name="audit")
+app.add_typer(control.companies_app, name="companies")
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ def run_all(
     host: str,
     ingest_port: int,
     api_port: int,
+    admin_port: int,
     dagster_port: int,
     workers: int,
     dagster: bool,
@@ -57,6 +58,16 @@ def run_all(
         )
     )
     print(f"partner API  http://{host}:{api_port}  (docs at /docs)")
+    procs.append(
+        (
+            "admin",
+            start(
+                uvicorn_cmd("api.admin:app", host=host, port=admin_port, workers=1),
+                metrics_env("admin"),
+            ),
+        )
+    )
+    print(f"admin API    http://{host}:{admin_port}  (docs at /docs; operator tokens)")
     procs.append(
         (
             "deliveries",

@@ -14,12 +14,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import orjson
 import sqlalchemy as sa
 
+from partner_signals.control.actor import Actor
+from partner_signals.control.errors import ControlError
 from partner_signals.crypto import encrypt_json, hash_api_key, new_api_key
 
 INGEST_KEY_PREFIX = "psi"
 
 
-class RegistryError(ValueError):
+class RegistryError(ControlError):
     """An operator asked for something the registry cannot do; the message says why."""
 
 
@@ -192,15 +194,26 @@ def audit(
     action: str,
     company_id: str | None,
     details: dict[str, Any],
-    actor: str = "cli",
+    actor: Actor | None = None,
 ) -> None:
-    conn.execute(
-        sa.text(
-            "insert into ops.audit_log (actor, action, company_id, details) "
-            "values (:a, :act, :c, cast(:d as jsonb))"
-        ),
-        {"a": actor, "act": action, "c": company_id, "d": orjson.dumps(details).decode()},
+    """Record a change in the audit trail (`control.audit.record`), by the command line
+    unless an actor is given."""
+    from partner_signals.control import audit as trail
+
+    who = actor or Actor.cli()
+    target = "/".join(
+        str(part)
+        for part in (
+            f"company/{company_id}" if company_id else None,
+            *(
+                f"{k.removesuffix('_id')}/{details[k]}"
+                for k in ("restaurant_id", "provider")
+                if details.get(k)
+            ),
+        )
+        if part
     )
+    trail.record(conn, who, action=action, target=target, company_id=company_id, details=details)
 
 
 def read_integration_secrets(

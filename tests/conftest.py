@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from partner_signals.db import libpq_url, to_libpq, with_database
 from partner_signals.db.migrate import upgrade
-from partner_signals.settings import Settings
+from partner_signals.settings import Settings, get_settings
 
 os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
@@ -73,3 +73,14 @@ def engine(database_url: str) -> Iterator[sa.Engine]:
 def ids() -> str:
     """A short suffix unique to this test, for company and restaurant ids."""
     return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The CLI in this process pointed at the test database and key."""
+    monkeypatch.setenv("DATABASE_URL", str(settings.database_url))
+    monkeypatch.setenv("PARTNER_SIGNALS_SECRET_KEY", str(settings.secret_key))
+    monkeypatch.setenv("PARTNER_SIGNALS_DATA_DIR", str(settings.data_dir))
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()

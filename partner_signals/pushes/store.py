@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from partner_signals.adapters import Message, Target
+from partner_signals.control.actor import Actor
 from partner_signals.crypto import DecryptionError, decrypt_json
 from partner_signals.pushes.policy import Outcome, Status
 from partner_signals.registry import audit, integration_context
@@ -317,7 +318,7 @@ class OutboxStore:
                 action="integrations.disabled_gone",
                 company_id=company,
                 details={"integration_id": integration_id, "dead_lettered": swept},
-                actor="delivery",
+                actor=Actor.system("deliveries"),
             )
             log.warning(
                 "integration %s answered 410: disabled, %s pending deliveries dead-lettered",

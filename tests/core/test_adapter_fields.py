@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import secrets
-from collections.abc import Iterator
 from typing import Annotated, ClassVar
 
 import pytest
@@ -18,7 +17,7 @@ from partner_signals.adapters import ADAPTERS, Adapter, CredentialError
 from partner_signals.adapters.config import AdapterConfig, AdapterSecrets, Cli
 from partner_signals.crypto import decrypt_json
 from partner_signals.registry import RegistryError, enable_adapter, integration_context
-from partner_signals.settings import Settings, get_settings
+from partner_signals.settings import Settings
 
 runner = CliRunner()
 API_KEY = "nory-api-key-4b8c9d0e1f2a3b4c"
@@ -28,16 +27,6 @@ ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 
 def whsec() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
-
-
-@pytest.fixture
-def cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("DATABASE_URL", str(settings.database_url))
-    monkeypatch.setenv("PARTNER_SIGNALS_SECRET_KEY", str(settings.secret_key))
-    monkeypatch.setenv("PARTNER_SIGNALS_DATA_DIR", str(settings.data_dir))
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 @pytest.fixture

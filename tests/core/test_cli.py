@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -13,19 +12,8 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from partner_signals.crypto import hash_api_key
-from partner_signals.settings import Settings, get_settings
 
 runner = CliRunner()
-
-
-@pytest.fixture
-def cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("DATABASE_URL", str(settings.database_url))
-    monkeypatch.setenv("PARTNER_SIGNALS_SECRET_KEY", str(settings.secret_key))
-    monkeypatch.setenv("PARTNER_SIGNALS_DATA_DIR", str(settings.data_dir))
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 def run(*args: str, input: str | None = None) -> str:

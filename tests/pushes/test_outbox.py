@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -17,7 +17,7 @@ from cli.main import app
 from partner_signals.pushes import enqueue_events, enqueue_new_canonical_events, enqueue_signal
 from partner_signals.pushes.outbox import enqueue_events_after_saved_position
 from partner_signals.readers import read_position, save_position
-from partner_signals.settings import Settings, get_settings
+from partner_signals.settings import Settings
 from tests.pushes.conftest import (
     ACCOUNT_SID,
     API_KEY,
@@ -147,16 +147,6 @@ def test_the_outbox_keeps_its_position_in_the_database(
         save_position(conn, reader, saved)
         newest = read_position(conn, reader)
     assert newest is not None and newest.as_cursor() == third.cursor
-
-
-@pytest.fixture
-def cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("DATABASE_URL", str(settings.database_url))
-    monkeypatch.setenv("PARTNER_SIGNALS_SECRET_KEY", str(settings.secret_key))
-    monkeypatch.setenv("PARTNER_SIGNALS_DATA_DIR", str(settings.data_dir))
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 def test_cli_enable_rotate_test_run_replay_and_secrets_stay_secret(

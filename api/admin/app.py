@@ -1,0 +1,71 @@
+"""The admin ASGI app: routes under /admin/v1, OpenAPI at /openapi.json, docs at /docs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from api.admin import problems
+from api.admin.deps import request_id
+from api.admin.routes import audit, companies, operators
+from partner_signals.db import get_engine
+from partner_signals.settings import Settings, get_settings
+
+TAGS = [
+    {"name": "operators", "description": "Operator tokens and roles (admin)."},
+    {"name": "audit", "description": "The append-only trail of every change."},
+    {"name": "companies", "description": "Companies and their plan tier."},
+]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        s = settings or get_settings()
+        app.state.settings = s
+        app.state.engine = get_engine(s)
+        yield
+
+    app = FastAPI(
+        title="partner-signals admin API",
+        version="1",
+        description=(
+            "The operator's control plane. Authenticate with `Authorization: Bearer "
+            "<operator token>` (`partner-signals operators create`). Roles: viewer reads; "
+            "operator also enables, disables, tests, rotates and replays; admin also manages "
+            "plans, operators and keys. A token bound to a company sees only that company. "
+            "Every change is in the audit trail. Errors are application/problem+json with a "
+            "stable `code` and the `request_id`."
+        ),
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+        responses=problems.RESPONSES,
+    )
+    problems.install(app)
+
+    @app.middleware("http")
+    async def echo_request_id(request: Request, call_next):  # type: ignore[no-untyped-def]
+        response: Response = await call_next(request)
+        response.headers.setdefault("X-Request-ID", request_id(request))
+        return response
+
+    for module in (operators, audit, companies):
+        app.include_router(module.router, prefix="/admin/v1")
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"])
+    def readyz(request: Request) -> Response:
+        try:
+            with request.app.state.engine.connect() as conn:
+                conn.exec_driver_sql("select 1")
+        except Exception:
+            return JSONResponse({"status": "unavailable"}, 503)
+        return JSONResponse({"status": "ready"})
+
+    return app
