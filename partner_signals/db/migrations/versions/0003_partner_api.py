@@ -41,6 +41,9 @@ def upgrade() -> None:
     )
     # The partner API reads through this role; it can never write. Roles are
     # cluster-wide, so create it only once and grant it to whoever migrates.
+    # Two databases migrated at once on one cluster (two test workers on a
+    # fresh server) both see no role and both create it: the loser's
+    # unique_violation means the role exists, which is all we wanted.
     op.execute(
         f"""
         do $$
@@ -48,9 +51,17 @@ def upgrade() -> None:
             if not exists (select from pg_roles where rolname = '{READER}') then
                 create role {READER} nologin;
             end if;
+        exception when duplicate_object or unique_violation then
+            null;
         end
         $$;
-        grant {READER} to current_user;
+        do $$
+        begin
+            grant {READER} to current_user;
+        exception when duplicate_object or unique_violation then
+            null;
+        end
+        $$;
         grant usage on schema raw, ops, canonical, marts, staging to {READER};
         grant select on all tables in schema raw, canonical, marts, staging to {READER};
         grant select on ops.partner_keys, ops.restaurants, ops.companies to {READER};
