@@ -8,62 +8,19 @@ Listings take `--json`; a refusal is one `error:` line and exit 1.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import orjson
-import sqlalchemy as sa
 import typer
 from rich.table import Table
 
-from cli.registry import console, fail, out
-from partner_signals.control.actor import Actor
-from partner_signals.control.errors import ControlError
+from cli.output import Json, call, cell, emit
+from cli.registry import console, out
 
 operators_app = typer.Typer(help="Operator tokens for the admin API.", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit trail of every change.", no_args_is_help=True)
 companies_app = typer.Typer(help="Companies and their plans.", no_args_is_help=True)
-
-T = TypeVar("T")
-Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
-
-
-@contextmanager
-def control() -> Iterator[tuple[sa.Connection, Actor]]:
-    """One transaction as the command line's actor; a refusal becomes one error line."""
-    from partner_signals.db import get_engine
-
-    try:
-        with get_engine().begin() as conn:
-            yield conn, Actor.cli()
-    except ControlError as exc:
-        raise fail(str(exc)) from None
-
-
-def emit(rows: Sequence[Any], columns: Sequence[str], *, as_json: bool) -> None:
-    """Dataclass rows as a table, or as a JSON array with every field."""
-    if as_json:
-        out.print_json(orjson.dumps([dataclasses.asdict(r) for r in rows], default=str).decode())
-        return
-    table = Table(*columns, box=None)
-    for row in rows:
-        table.add_row(*(_cell(getattr(row, c)) for c in columns))
-    out.print(table)
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S%z")
-    return str(value)
-
-
-def _call(fn: Callable[[sa.Connection, Actor], T]) -> T:
-    with control() as (conn, actor):
-        return fn(conn, actor)
 
 
 @operators_app.command("create")
@@ -75,7 +32,7 @@ def operators_create(
     """Create an operator token. It is printed once and stored only as a digest."""
     from partner_signals.control import operators
 
-    op, token = _call(lambda c, a: operators.create(c, a, name=name, role=role, company_id=company))
+    op, token = call(lambda c, a: operators.create(c, a, name=name, role=role, company_id=company))
     console.print(
         f"operator {op.name} ({op.role}) created; store this token now, it cannot be shown again."
     )
@@ -90,7 +47,7 @@ def operators_list(
     """Operators with their role, company and when their token was last used."""
     from partner_signals.control import operators
 
-    rows = _call(lambda c, a: operators.list_operators(c, a, include_revoked=include_revoked))
+    rows = call(lambda c, a: operators.list_operators(c, a, include_revoked=include_revoked))
     emit(
         rows,
         ("name", "role", "company_id", "token_prefix", "created_at", "last_used_at", "revoked_at"),
@@ -103,7 +60,7 @@ def operators_revoke(name: Annotated[str, typer.Argument(help="The operator's na
     """Revoke an operator's token: the admin API refuses it from the next request on."""
     from partner_signals.control import operators
 
-    op = _call(lambda c, a: operators.revoke(c, a, name=name))
+    op = call(lambda c, a: operators.revoke(c, a, name=name))
     out.print(f"operator {op.name} revoked")
 
 
@@ -123,7 +80,7 @@ def audit_list(
     """The audit trail, newest first."""
     from partner_signals.control import audit
 
-    entries, following = _call(
+    entries, following = call(
         lambda c, a: audit.list_entries(
             c,
             a,
@@ -146,7 +103,7 @@ def audit_list(
         return
     table = Table("at", "actor", "action", "target", "change", box=None)
     for e in entries:
-        table.add_row(_cell(e.at), e.actor, e.action, e.target or "", _change(e.before, e.after))
+        table.add_row(cell(e.at), e.actor, e.action, e.target or "", _change(e.before, e.after))
     out.print(table)
     if following:
         console.print(f"older entries: --cursor {following}")
@@ -163,7 +120,7 @@ def companies_list(as_json: Json = False) -> None:
     """Companies with their plan, restaurants and enabled integrations."""
     from partner_signals.control import companies
 
-    rows = _call(companies.list_companies)
+    rows = call(companies.list_companies)
     emit(
         rows,
         ("company_id", "name", "plan", "restaurants", "integrations_enabled", "created_at"),
@@ -176,7 +133,7 @@ def companies_show(company: Annotated[str, typer.Argument()], as_json: Json = Fa
     """One company."""
     from partner_signals.control import companies
 
-    row = _call(lambda c, a: companies.get_company(c, a, company))
+    row = call(lambda c, a: companies.get_company(c, a, company))
     emit(
         [row],
         ("company_id", "name", "plan", "restaurants", "integrations_enabled", "created_at"),
@@ -192,5 +149,5 @@ def companies_set_plan(
     """Change a company's plan (refused while an enabled adapter is outside it)."""
     from partner_signals.control import companies
 
-    row = _call(lambda c, a: companies.set_plan(c, a, company, plan))
+    row = call(lambda c, a: companies.set_plan(c, a, company, plan))
     out.print(f"{row.company_id} is on the {row.plan} plan")

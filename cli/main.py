@@ -8,7 +8,18 @@ from typing import Annotated
 
 import typer
 
-from cli import control, partner, pipelines, pushes, registry, status, unmapped
+from cli import (
+    adapters,
+    control,
+    inbound,
+    keys,
+    partner,
+    pipelines,
+    pushes,
+    registry,
+    status,
+    unmapped,
+)
 from cli.registry import console, fail, out
 
 app = typer.Typer(
@@ -131,6 +142,9 @@ app.command("unmapped")(unmapped.unmapped_command)
 app.add_typer(control.operators_app, name="operators")
 app.add_typer(control.audit_app, name="audit")
 app.add_typer(control.companies_app, name="companies")
+inbound.register(app)
+adapters.register(app)
+keys.register(app)
 
 
 def main() -> None:

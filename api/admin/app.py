@@ -10,7 +10,17 @@ from fastapi.responses import JSONResponse, Response
 
 from api.admin import problems
 from api.admin.deps import request_id
-from api.admin.routes import audit, companies, operators
+from api.admin.routes import (
+    adapters,
+    audit,
+    companies,
+    dead_letters,
+    health,
+    inbound,
+    keys,
+    operators,
+    restaurants,
+)
 from partner_signals.db import get_engine
 from partner_signals.settings import Settings, get_settings
 
@@ -18,6 +28,19 @@ TAGS = [
     {"name": "operators", "description": "Operator tokens and roles (admin)."},
     {"name": "audit", "description": "The append-only trail of every change."},
     {"name": "companies", "description": "Companies and their plan tier."},
+    {"name": "restaurants", "description": "Restaurants of a company, their names and time zones."},
+    {
+        "name": "inbound",
+        "description": "Inbound integrations (payment and delivery platforms): enable, disable, "
+        "rotate the secret, test with a signed sample, status.",
+    },
+    {
+        "name": "adapters",
+        "description": "Outbound partner adapters: enable, disable, exclusions, test, status.",
+    },
+    {"name": "dead letters", "description": "Pushes that gave up, and their replay."},
+    {"name": "keys", "description": "Partner API keys and ingest keys."},
+    {"name": "health", "description": "The on-call operator's first answer, per company."},
 ]
 
 
@@ -52,7 +75,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         response.headers.setdefault("X-Request-ID", request_id(request))
         return response
 
-    for module in (operators, audit, companies):
+    for module in (
+        operators,
+        audit,
+        companies,
+        restaurants,
+        inbound,
+        adapters,
+        dead_letters,
+        keys,
+        health,
+    ):
         app.include_router(module.router, prefix="/admin/v1")
 
     @app.get("/healthz", tags=["ops"])

@@ -89,3 +89,19 @@ def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str
     assert body["code"] == code, body
     assert body["request_id"] == response.headers["x-request-id"]
     return body
+
+
+@pytest.fixture(scope="session")
+def ingest_url(settings: Settings) -> Iterator[str]:
+    """`uvicorn ingest.app:app` on a free port over the same database, for tests that send
+    a real signed webhook or POS event and then read it back through the admin API."""
+    port = free_port()
+    proc = start(
+        uvicorn_cmd("ingest.app:app", host="127.0.0.1", port=port, workers=1), child_env(settings)
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(f"{url}/readyz", proc)
+        yield url
+    finally:
+        stop(proc)
