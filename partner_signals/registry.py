@@ -105,13 +105,28 @@ def enable_integration(
     secrets: dict[str, Any] | None = None,
     config: dict[str, Any] | None = None,
     restaurant_id: str | None = None,
+    actor: Actor | None = None,
+    action: str = "integrations.enable",
 ) -> Integration:
-    """Enable (or reconfigure) one provider or adapter; secrets are sealed with AES-256-GCM."""
+    """Enable (or reconfigure) one provider or adapter; secrets are sealed with AES-256-GCM.
+    The audit entry names `actor` (the command line when None) and the enabled state and
+    config keys before and after; never a secret."""
     exists = conn.execute(
         sa.text("select 1 from ops.companies where company_id = :c"), {"c": company_id}
     ).scalar()
     if not exists:
         raise RegistryError(f"unknown company {company_id!r}: add a restaurant first")
+    prior = (
+        conn.execute(
+            sa.text(
+                "select enabled, config from ops.integrations where company_id = :c "
+                "and provider = :p and coalesce(restaurant_id, '') = coalesce(:r, '')"
+            ),
+            {"c": company_id, "p": provider, "r": restaurant_id},
+        )
+        .mappings()
+        .first()
+    )
     ciphertext = (
         encrypt_json(key, secrets, context=integration_context(company_id, provider, restaurant_id))
         if secrets
@@ -141,13 +156,21 @@ def enable_integration(
     )
     audit(
         conn,
-        action="integrations.enable",
+        action=action,
         company_id=company_id,
         details={
             "provider": provider,
             "restaurant_id": restaurant_id,
             "config_keys": sorted(config or {}),
+            "secrets_replaced": bool(secrets),
         },
+        before=(
+            {"enabled": prior["enabled"], "config_keys": sorted(prior["config"] or {})}
+            if prior
+            else None
+        ),
+        after={"enabled": True, "config_keys": sorted(config or {})},
+        actor=actor,
     )
     return Integration(company_id, provider, restaurant_id, dict(config or {}))
 
@@ -195,6 +218,8 @@ def audit(
     company_id: str | None,
     details: dict[str, Any],
     actor: Actor | None = None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
 ) -> None:
     """Record a change in the audit trail (`control.audit.record`), by the command line
     unless an actor is given."""
@@ -213,7 +238,16 @@ def audit(
         )
         if part
     )
-    trail.record(conn, who, action=action, target=target, company_id=company_id, details=details)
+    trail.record(
+        conn,
+        who,
+        action=action,
+        target=target,
+        company_id=company_id,
+        details=details,
+        before=before,
+        after=after,
+    )
 
 
 def read_integration_secrets(
@@ -251,6 +285,7 @@ def enable_adapter(
     secrets: dict[str, Any],
     config: dict[str, Any],
     restaurant_id: str | None = None,
+    actor: Actor | None = None,
 ) -> Integration:
     """Enable a partner adapter for a company or one of its restaurants, after checking
     the company's plan tier and the config and secrets against the adapter's own models
@@ -283,4 +318,6 @@ def enable_adapter(
         secrets=secrets,
         config=config,
         restaurant_id=restaurant_id,
+        actor=actor,
+        action="adapters.enable",
     )
