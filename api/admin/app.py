@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from api.admin import problems
+from api.admin import console, problems
 from api.admin.deps import request_id
 from api.admin.routes import (
     adapters,
@@ -87,6 +87,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         health,
     ):
         app.include_router(module.router, prefix="/admin/v1")
+
+    console.install(app)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:
