@@ -24,7 +24,7 @@ from api.admin.console.session import (
     login_url,
 )
 from api.admin.deps import Engine, request_id
-from partner_signals.control import audit, companies, operators, sessions
+from partner_signals.control import audit, companies, glance, operators, sessions
 from partner_signals.control.errors import ControlError
 
 HERE = Path(__file__).parent
@@ -56,7 +56,18 @@ def ago(moment: datetime | None) -> str:
     return f"{max(seconds, 0):.0f} s ago"
 
 
+def duration(seconds: float | None) -> str:
+    """'12 min' for a wait; '' when nothing waits."""
+    if seconds is None:
+        return ""
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{seconds:.0f} s"
+
+
 templates.env.filters["ago"] = ago
+templates.env.filters["duration"] = duration
 templates.env.filters["when"] = lambda m: m.strftime("%Y-%m-%d %H:%M:%S UTC") if m else ""
 
 
@@ -273,3 +284,12 @@ def operators_revoke(name: str, eng: Engine, session: FormSession) -> Response:
     except ControlError as exc:
         return back("/console/operators", error=str(exc))
     return back("/console/operators", ok=f"operator {name} revoked")
+
+
+@router.get("/companies/{company_id}/signals")
+def signals_page(request: Request, company_id: str, eng: Engine, session: Session) -> Response:
+    with acting(eng) as conn:
+        company = companies.get_company(conn, session.actor, company_id)
+        now = glance.restaurants_now(conn, session.actor, company_id)
+        lags = glance.freshness(conn, session.actor)
+    return render(request, "signals.html", session, company=company, restaurants=now, lags=lags)
