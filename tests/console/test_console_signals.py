@@ -53,17 +53,37 @@ def live(
                 company,
                 [
                     _pos(restaurant, 1, "table.seated", 50, table_id="T1", covers=2),
-                    _pos(restaurant, 2, "order.created", 48, order_id="O1", table_id="T1",
-                         covers=2, channel="dine_in"),  # fmt: skip
+                    _pos(
+                        restaurant,
+                        2,
+                        "order.created",
+                        48,
+                        order_id="O1",
+                        table_id="T1",
+                        covers=2,
+                        channel="dine_in",
+                    ),
                     _pos(restaurant, 3, "order.bill_requested", 20, order_id="O1", table_id="T1"),
                     _pos(restaurant, 4, "table.seated", 10, table_id="T2", covers=4),
-                    _pos(restaurant, 5, "order.created", 9, order_id="O2", table_id="T2",
-                         covers=4, channel="dine_in"),  # fmt: skip
+                    _pos(
+                        restaurant,
+                        5,
+                        "order.created",
+                        9,
+                        order_id="O2",
+                        table_id="T2",
+                        covers=4,
+                        channel="dine_in",
+                    ),
                 ],
             )
         run_dbt(
             url,
-            ["run", "--select", "+current_occupied_tables +current_active_orders +current_open_bills"],
+            [
+                "run",
+                "--select",
+                "+current_occupied_tables +current_active_orders +current_open_bills",
+            ],
             Path(tmp_path_factory.mktemp("dbt-console")),
         )
         engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
