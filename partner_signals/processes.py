@@ -50,6 +50,19 @@ def free_port() -> int:
         return port
 
 
+def port_taken(host: str, port: int) -> str | None:
+    """Why `port` on `host` cannot be bound by a server (uvicorn binds with SO_REUSEADDR,
+    so a port only in TIME_WAIT is free), or None when it can."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
+
+
 def bin_path(name: str) -> str:
     """A console script installed beside this interpreter (the project's venv)."""
     candidate = Path(sys.executable).with_name(name)
