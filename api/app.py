@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,7 +17,18 @@ from api.routers import events, exports, signals
 from api.state import ApiState
 from partner_signals.db import libpq_url
 from partner_signals.observability import render
+from partner_signals.problems import install_problem_handlers, log_refusal, problem_response
 from partner_signals.settings import Settings, get_settings
+
+log = logging.getLogger("partner_signals.api")
+
+
+def problem(
+    request: Request, status: int, code: str, detail: str, headers: dict[str, str] | None = None
+) -> Response:
+    log_refusal(log, request.method, request.url.path, status, code)
+    response: Response = problem_response(status, code, detail, headers)
+    return response
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -41,29 +53,38 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1",
         description=(
             "Read-only signals for partners. Authenticate with `Authorization: Bearer <key>`; "
-            "a key sees only its company (or one restaurant) and its scopes."
+            "a key sees only its company (or one restaurant) and its scopes. Errors are "
+            "application/problem+json with a stable `code` and the `request_id` (also "
+            "answered in X-Request-ID)."
         ),
         lifespan=lifespan,
     )
 
     @app.exception_handler(psycopg.errors.UndefinedTable)
     async def not_built(request: Request, exc: Exception) -> Response:
-        return JSONResponse(
-            {"detail": "signals are not materialized yet; run partner-signals materialize"},
+        return problem(
+            request,
             503,
-            headers={"Retry-After": "30"},
+            "not_materialized",
+            "signals are not materialized yet; run partner-signals materialize",
+            {"Retry-After": "30"},
         )
 
     @app.exception_handler(psycopg.DataError)
     async def bad_value(request: Request, exc: Exception) -> Response:
-        return JSONResponse({"detail": "a parameter holds a value the database refuses"}, 400)
+        return problem(
+            request, 422, "invalid_value", "a parameter holds a value the database refuses"
+        )
 
     @app.exception_handler(psycopg.OperationalError)
     @app.exception_handler(psycopg_pool.PoolTimeout)
     async def database_down(request: Request, exc: Exception) -> Response:
-        return JSONResponse({"detail": "database unavailable"}, 503, headers={"Retry-After": "5"})
+        return problem(
+            request, 503, "database_unavailable", "database unavailable", {"Retry-After": "5"}
+        )
 
     app.add_middleware(RequestMetrics)
+    install_problem_handlers(app, logger=log)  # outermost: the request id covers the rest
     app.include_router(signals.router)
     app.include_router(events.router)
     app.include_router(exports.router)

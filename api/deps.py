@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Path, Request
+from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel
 
 from api.state import ApiState, Principal
 from partner_signals.ids import ID_PATTERN
+from partner_signals.problems import ProblemError, documented
 from partner_signals.ratelimit import retry_after_header
 
 
@@ -24,17 +24,22 @@ State = Annotated[ApiState, Depends(get_state)]
 bearer = HTTPBearer(auto_error=False, description="A partner key: `Authorization: Bearer psk_...`")
 
 
-class Problem(BaseModel):
-    detail: str
-
-
 ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": Problem, "description": "No key, or an unknown or revoked one"},
-    403: {"model": Problem, "description": "The key lacks the scope or the restaurant"},
-    422: {"description": "A parameter breaks its format"},
-    429: {"model": Problem, "description": "Over the key's rate limit; see Retry-After"},
-    503: {"model": Problem, "description": "Database unavailable or signals not built yet"},
+    401: documented("No key (`missing_key`), or an unknown or revoked one (`invalid_key`)"),
+    403: documented(
+        "The key lacks the scope (`missing_scope`) or the restaurant (`foreign_restaurant`)"
+    ),
+    422: documented(
+        "A parameter breaks its format (`validation_failed`, `invalid_span`, "
+        "`invalid_cursor`); `errors` names each field"
+    ),
+    429: documented("Over the key's rate limit (`rate_limited`); see Retry-After"),
+    503: documented(
+        "Database unavailable (`database_unavailable`) or signals not built yet "
+        "(`not_materialized`); see Retry-After"
+    ),
 }
+BEARER = {"WWW-Authenticate": "Bearer"}
 
 
 async def get_principal(
@@ -42,15 +47,15 @@ async def get_principal(
 ) -> Principal:
     token = credentials.credentials.strip() if credentials else ""
     if not token:
-        raise HTTPException(
-            401, "send Authorization: Bearer <partner key>", {"WWW-Authenticate": "Bearer"}
-        )
+        raise ProblemError(401, "missing_key", "send Authorization: Bearer <partner key>", BEARER)
     principal = await state.principal(token)
     if principal is None:
-        raise HTTPException(401, "unknown or revoked key", {"WWW-Authenticate": "Bearer"})
+        raise ProblemError(401, "invalid_key", "unknown or revoked key", BEARER)
     wait = state.limiter.take(principal.key_id)
     if wait:
-        raise HTTPException(429, "rate limit exceeded", {"Retry-After": retry_after_header(wait)})
+        raise ProblemError(
+            429, "rate_limited", "rate limit exceeded", {"Retry-After": retry_after_header(wait)}
+        )
     return principal
 
 
@@ -60,7 +65,7 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 def require(scope: str) -> Any:
     async def check(principal: PrincipalDep) -> Principal:
         if scope not in principal.scopes:
-            raise HTTPException(403, f"this key lacks the {scope} scope")
+            raise ProblemError(403, "missing_scope", f"this key lacks the {scope} scope")
         return principal
 
     return Depends(check)
@@ -74,9 +79,9 @@ async def allowed_restaurant(
     """The path's restaurant, if the key may see it; 403 otherwise (also when it does
     not exist, so a key cannot probe other companies' restaurant ids)."""
     if principal.restaurant_id is not None and principal.restaurant_id != restaurant_id:
-        raise HTTPException(403, "this key is for another restaurant")
+        raise ProblemError(403, "foreign_restaurant", "this key is for another restaurant")
     if await state.restaurant_company(restaurant_id) != principal.company_id:
-        raise HTTPException(403, "not one of this key's restaurants")
+        raise ProblemError(403, "foreign_restaurant", "not one of this key's restaurants")
     return restaurant_id
 
 

@@ -11,6 +11,7 @@ import typer
 from cli import (
     adapters,
     control,
+    errors,
     inbound,
     keys,
     partner,
@@ -27,6 +28,23 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
+
+
+@app.callback()
+def root(
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug",
+            envvar=errors.DEBUG_ENV,
+            help="Show the traceback of an error (otherwise one `error:` line, exit 1)",
+        ),
+    ] = False,
+) -> None:
+    """partner-signals: restaurant dining state turned into partner signals."""
+    errors.set_debug(debug)
+
+
 app.add_typer(registry.db_app, name="db")
 app.add_typer(registry.restaurants_app, name="restaurants")
 app.add_typer(registry.integrations_app, name="integrations")
@@ -148,4 +166,4 @@ keys.register(app)
 
 
 def main() -> None:
-    app()
+    errors.run(app)

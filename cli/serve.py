@@ -8,11 +8,25 @@ import subprocess
 import time
 from pathlib import Path
 
+from cli.errors import CliError
 from partner_signals.db import get_engine
 from partner_signals.db.migrate import upgrade
-from partner_signals.processes import bin_path, child_env, start, stop, uvicorn_cmd
+from partner_signals.processes import bin_path, child_env, port_taken, start, stop, uvicorn_cmd
 from partner_signals.settings import get_settings
 from pipelines.instance import prepare_dagster_home
+
+
+def check_ports(host: str, ports: dict[str, int]) -> None:
+    """Every port serve would bind, before anything starts: one line naming the first one
+    that is taken or wanted twice, and by which service."""
+    wanted: dict[int, str] = {}
+    for service, port in ports.items():
+        if port in wanted:
+            raise CliError(f"port {port} is wanted by both the {wanted[port]} and the {service}")
+        wanted[port] = service
+        reason = port_taken(host, port)
+        if reason:
+            raise CliError(f"port {port} on {host}, for the {service}, is not free: {reason}")
 
 
 def run_all(
@@ -25,6 +39,15 @@ def run_all(
     workers: int,
     dagster: bool,
 ) -> int:
+    ports = {
+        "ingest API (--ingest-port)": ingest_port,
+        "partner API (--api-port)": api_port,
+        "deliveries metrics (--api-port + 1)": api_port + 1,
+        "admin API (--admin-port)": admin_port,
+    }
+    if dagster:
+        ports["Dagster UI (--dagster-port)"] = dagster_port
+    check_ports(host, ports)
     settings = get_settings()
     upgrade(get_engine(settings))
     prom_dir = Path(settings.data_dir).resolve() / "prometheus"

@@ -1,8 +1,9 @@
 """The ingest ASGI app (`ingest.app:app`): signed webhooks and POS events land in raw.*.
 
 A 2xx is sent only after the event's row is committed; the same event sent again gets
-a 2xx that says "duplicate". Refused requests are answered with a JSON error and kept
-in raw.rejected_requests (truncated, without secrets).
+a 2xx that says "duplicate". Refused requests are answered as application/problem+json
+with a stable `code` and the request id (docs/admin.md, "Errors"), logged and kept in
+raw.rejected_requests (truncated, without secrets).
 
 The two landing routes are served straight from ASGI (`IngestApp`): FastAPI's routing
 and request objects cost more CPU per request than everything else ingest does. The
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
@@ -34,9 +36,11 @@ from ingest.handlers import (
 from ingest.writer import GroupCommitWriter
 from partner_signals.db import libpq_url
 from partner_signals.pos import pos_event_schema
+from partner_signals.problems import install_problem_handlers, request_id, set_request_id
 from partner_signals.ratelimit import RateLimiter
 from partner_signals.settings import Settings, get_settings
 
+log = logging.getLogger("ingest")
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -110,7 +114,7 @@ def request_reader(request: Request, timeout: float) -> Callable[[int], Awaitabl
 
 def to_response(result: Answer) -> Response:
     return Response(
-        result.body, result.status, headers=result.headers, media_type="application/json"
+        result.body, result.status, headers=result.headers, media_type=result.media_type
     )
 
 
@@ -156,6 +160,7 @@ def create_fastapi(settings: Settings | None, clock: Callable[[], float]) -> Fas
         description="Lands signed webhooks and POS events, append-only, in raw.* tables.",
         lifespan=lifespan,
     )
+    install_problem_handlers(app, logger=log)
 
     @app.post(
         "/webhooks/{provider}/{company_id}",
@@ -253,6 +258,7 @@ class IngestApp:
             path: str = scope["path"]
             if path == "/events":
                 headers = decode_headers(scope)
+                set_request_id(headers.get("x-request-id"))
                 result = await handle_pos(
                     self.inner.state.ingest,
                     path=path,
@@ -264,6 +270,7 @@ class IngestApp:
                 parts = path.split("/")
                 if len(parts) == 4 and parts[2] and parts[3]:
                     headers = decode_headers(scope)
+                    set_request_id(headers.get("x-request-id"))
                     result = await handle_webhook(
                         self.inner.state.ingest,
                         provider=parts[2],
@@ -319,8 +326,9 @@ def asgi_reader(
 
 async def respond(send: Send, result: Answer) -> None:
     headers = [
-        (b"content-type", b"application/json"),
+        (b"content-type", result.media_type.encode()),
         (b"content-length", str(len(result.body)).encode()),
+        (b"x-request-id", request_id().encode()),
     ]
     headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in result.headers.items()]
     await send({"type": "http.response.start", "status": result.status, "headers": headers})

@@ -35,6 +35,8 @@ from ingest.writer import (
 from partner_signals.catalogue.sources import sources
 from partner_signals.ids import is_id
 from partner_signals.pos import InvalidPosEvent, TimeWindow, parse_pos_event
+from partner_signals.problems import MEDIA_TYPE as PROBLEM
+from partner_signals.problems import problem_body
 from partner_signals.providers import PROVIDERS, MalformedEvent, Provider, SignatureError
 from partner_signals.ratelimit import RateLimiter, retry_after_header
 from partner_signals.settings import Settings
@@ -93,6 +95,7 @@ class Answer:
     status: int
     body: bytes
     headers: dict[str, str] = field(default_factory=dict)
+    media_type: str = "application/json"
 
 
 def answer(status: int, content: dict[str, Any], headers: dict[str, str] | None = None) -> Answer:
@@ -211,10 +214,12 @@ async def refuse(
     body: bytes,
     received_at: datetime,
 ) -> Answer:
-    """Answer the refusal and keep a trace of it in raw.rejected_requests (at a capped
-    rate per source, so a flood of bad requests cannot become a flood of writes)."""
+    """Answer the refusal and keep a trace of it in raw.rejected_requests and the log,
+    under the request id (at a capped rate per source, so a flood of bad requests cannot
+    become a flood of writes)."""
     metrics.REJECTED.labels(source, str(exc.status)).inc()
     if exc.status != 429 and not st.rejection_log.take(source):
+        log.info("%s %s -> %s %s", "POST", path[:200], exc.status, exc.code)
         row = RejectedRow(
             received_at=received_at,
             source=no_nul(source[:32]),
@@ -239,11 +244,7 @@ async def refuse(
     if exc.status == 408:
         # The rest of the body may still come: the connection cannot carry another request.
         headers_out["connection"] = "close"
-    return answer(
-        exc.status,
-        {"error": {"code": exc.code, "message": exc.message, **extra}},
-        headers_out,
-    )
+    return problem(exc.status, exc.code, exc.message, headers_out, **extra)
 
 
 def unavailable(source: str, exc: Exception) -> Answer:
@@ -261,7 +262,16 @@ def unavailable(source: str, exc: Exception) -> Answer:
             "after Retry-After"
         )
         code = "unavailable"
-    return answer(503, {"error": {"code": code, "message": message}}, {"retry-after": "1"})
+    return problem(503, code, message, {"retry-after": "1"})
+
+
+def problem(status: int, code: str, message: str, headers: dict[str, str], **extra: Any) -> Answer:
+    """A refusal as application/problem+json (partner_signals.problems), which also keeps
+    the `error` object ({code, message, ...}) ingest answered before it, for clients that
+    read it."""
+    body = {"error": {"code": code, "message": message, **extra}}
+    body.update(problem_body(status, code, message, **extra))
+    return Answer(status, orjson.dumps(body), headers, PROBLEM)
 
 
 def count_lines(body: bytes) -> int:

@@ -29,6 +29,7 @@ the body must arrive within the header timeout, or the connection is closed.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from dataclasses import dataclass
 from functools import cache
 from http import HTTPStatus
@@ -40,6 +41,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from partner_signals.problems import MEDIA_TYPE, problem_body
 from partner_signals.settings import Settings, get_settings
 
 # The import string uvicorn's --http takes.
@@ -97,13 +99,21 @@ class _HeadRefused(Exception):
 
 
 def refusal_bytes(refusal: Refusal) -> bytes:
-    """The whole answer: status line, headers, the JSON error body ingest uses everywhere."""
-    body = orjson.dumps({"error": {"code": refusal.code, "message": refusal.message}})
+    """The whole answer: status line, headers, the problem+json body every API answers
+    (with ingest's `error` object). The head was not read whole: the request id is new."""
+    rid = uuid.uuid4().hex
+    body = orjson.dumps(
+        {
+            "error": {"code": refusal.code, "message": refusal.message},
+            **problem_body(refusal.status, refusal.code, refusal.message, rid=rid),
+        }
+    )
     phrase = HTTPStatus(refusal.status).phrase
     return (
         f"HTTP/1.1 {refusal.status} {phrase}\r\n"
-        "content-type: application/json\r\n"
+        f"content-type: {MEDIA_TYPE}\r\n"
         f"content-length: {len(body)}\r\n"
+        f"x-request-id: {rid}\r\n"
         "connection: close\r\n\r\n"
     ).encode() + body
 

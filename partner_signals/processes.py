@@ -10,13 +10,18 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
+from importlib import resources
 from pathlib import Path
+from typing import IO
 
 import httpx
 
 from partner_signals.db import libpq_url
 from partner_signals.http_limits import PROTOCOL as HTTP_PROTOCOL
 from partner_signals.settings import Settings
+
+# uvicorn's --log-config: one format for every server, with the request id on each line.
+LOG_CONFIG = str(resources.files("partner_signals").joinpath("logging.json"))
 
 
 def child_env(settings: Settings, extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -45,6 +50,19 @@ def free_port() -> int:
         return port
 
 
+def port_taken(host: str, port: int) -> str | None:
+    """Why `port` on `host` cannot be bound by a server (uvicorn binds with SO_REUSEADDR,
+    so a port only in TIME_WAIT is free), or None when it can."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
+
+
 def bin_path(name: str) -> str:
     """A console script installed beside this interpreter (the project's venv)."""
     candidate = Path(sys.executable).with_name(name)
@@ -53,7 +71,8 @@ def bin_path(name: str) -> str:
 
 def uvicorn_cmd(app: str, *, host: str, port: int, workers: int) -> list[str]:
     """uvicorn serving `app`, with the limits on request heads, slow and idle clients of
-    partner_signals.http_limits (read from the PARTNER_SIGNALS_HTTP_* settings)."""
+    partner_signals.http_limits (read from the PARTNER_SIGNALS_HTTP_* settings), and log
+    lines that carry the request id (logging.json; refusals are logged at INFO)."""
     return [
         bin_path("uvicorn"),
         app,
@@ -68,18 +87,28 @@ def uvicorn_cmd(app: str, *, host: str, port: int, workers: int) -> list[str]:
         "--no-access-log",
         "--log-level",
         "warning",
+        "--log-config",
+        LOG_CONFIG,
     ]
 
 
 def start(
-    cmd: list[str], env: Mapping[str, str], *, quiet: bool = False, cwd: Path | None = None
+    cmd: list[str],
+    env: Mapping[str, str],
+    *,
+    quiet: bool = False,
+    cwd: Path | None = None,
+    output: IO[bytes] | None = None,
 ) -> subprocess.Popen[bytes]:
+    """`cmd` in its own session; its stdout and stderr go to `output` when given (a test
+    reads the server's log), nowhere when quiet, else to ours."""
+    sink: IO[bytes] | int | None = output or (subprocess.DEVNULL if quiet else None)
     return subprocess.Popen(  # noqa: S603 - our own console scripts
         cmd,
         env=dict(env),
         cwd=cwd,
-        stdout=subprocess.DEVNULL if quiet else None,
-        stderr=subprocess.DEVNULL if quiet else None,
+        stdout=sink,
+        stderr=subprocess.STDOUT if output else sink,
         start_new_session=True,
     )
 

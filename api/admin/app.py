@@ -9,7 +9,6 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from api.admin import console, problems
-from api.admin.deps import request_id
 from api.admin.routes import (
     adapters,
     audit,
@@ -68,12 +67,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         responses=problems.RESPONSES,
     )
     problems.install(app)
-
-    @app.middleware("http")
-    async def echo_request_id(request: Request, call_next):  # type: ignore[no-untyped-def]
-        response: Response = await call_next(request)
-        response.headers.setdefault("X-Request-ID", request_id(request))
-        return response
 
     for module in (
         operators,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated
@@ -12,6 +10,7 @@ import sqlalchemy as sa
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from partner_signals import problems
 from partner_signals.control import operators
 from partner_signals.control.actor import Actor
 from partner_signals.control.errors import ControlError
@@ -19,7 +18,6 @@ from partner_signals.control.errors import ControlError
 bearer = HTTPBearer(
     auto_error=False, description="An operator token: `Authorization: Bearer pso_...`"
 )
-_SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 class Unauthenticated(ControlError):
@@ -28,14 +26,9 @@ class Unauthenticated(ControlError):
 
 
 def request_id(request: Request) -> str:
-    """The caller's X-Request-ID when it is a sane one, else a new id; answered back in
-    the X-Request-ID header and in every problem body, and logged."""
-    rid: str | None = getattr(request.state, "request_id", None)
-    if rid is None:
-        given = request.headers.get("x-request-id", "")
-        rid = given if _SANE_ID.fullmatch(given) else uuid.uuid4().hex
-        request.state.request_id = rid
-    return rid
+    """The request's id (partner_signals.problems.RequestIdMiddleware set it from a sane
+    X-Request-ID, or made one): answered in X-Request-ID, in every problem, in the logs."""
+    return problems.request_id()
 
 
 def engine(request: Request) -> sa.Engine:

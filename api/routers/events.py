@@ -8,13 +8,14 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from api.deps import ERRORS, State, require
 from api.state import Principal
 from partner_signals.events import CanonicalEvent, CanonicalType, canonical_event_schema
 from partner_signals.ids import ID_PATTERN
+from partner_signals.problems import ProblemError, invalid
 
 router = APIRouter(prefix="/v1", tags=["events"])
 
@@ -37,7 +38,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         )
         return datetime.fromisoformat(loaded_at), str(event_id)
     except (binascii.Error, ValueError, TypeError) as exc:
-        raise HTTPException(400, "cursor is not one this API issued") from exc
+        raise invalid("cursor", "not one this API issued", "invalid_cursor") from exc
 
 
 @router.get(
@@ -78,7 +79,7 @@ async def list_events(
     cursor stays valid, and polling it later returns only what arrived since."""
     if principal.restaurant_id is not None:
         if restaurant_id not in (None, principal.restaurant_id):
-            raise HTTPException(403, "this key is for another restaurant")
+            raise ProblemError(403, "foreign_restaurant", "this key is for another restaurant")
         restaurant_id = principal.restaurant_id
     clauses = ["company_id = %(company)s"]
     params: dict[str, Any] = {"company": principal.company_id, "limit": limit + 1}

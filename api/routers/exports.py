@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from api.deps import ERRORS, State, require
 from api.state import Principal
 from partner_signals.exports import list_exports
+from partner_signals.problems import ProblemError
 
 router = APIRouter(prefix="/v1/exports", tags=["exports"], responses=ERRORS)
 
@@ -111,7 +112,7 @@ async def export_file(
     for f in list_exports(Path(state.settings.exports_dir)):
         if f.name == name:
             if f.restaurant_id not in allowed:
-                raise HTTPException(403, "not one of this key's restaurants")
+                raise ProblemError(403, "foreign_restaurant", "not one of this key's restaurants")
             media = "text/csv" if f.format == "csv" else "application/vnd.apache.parquet"
             return FileResponse(f.path, media_type=media, filename=Path(name).name)
-    raise HTTPException(404, "no such export")
+    raise ProblemError(404, "not_found", "no such export")

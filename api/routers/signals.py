@@ -8,12 +8,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field, create_model
 
 from api.deps import ERRORS, RestaurantId, State, require
 from api.state import ApiState, Principal
 from partner_signals.catalogue import signals as catalogue
+from partner_signals.problems import invalid
 
 router = APIRouter(
     prefix="/v1/restaurants/{restaurant_id}",
@@ -36,10 +37,10 @@ def resolve_span(start: datetime | None, end: datetime | None, window: str | Non
     now = datetime.now(UTC)
     if window is not None:
         if start is not None or end is not None:
-            raise HTTPException(400, "give either window or from/to, not both")
+            raise invalid("window", "give either window or from/to, not both", "invalid_span")
         match = WINDOW.match(window)
         if not match:
-            raise HTTPException(400, "window is a number and a unit, e.g. 90m, 6h or 7d")
+            raise invalid("window", "a number and a unit, e.g. 90m, 6h or 7d", "invalid_span")
         amount, unit = int(match[1]), match[2]
         span = (
             timedelta(minutes=amount)
@@ -52,11 +53,11 @@ def resolve_span(start: datetime | None, end: datetime | None, window: str | Non
     end = end or now
     start = start or end - timedelta(hours=24)
     if start.tzinfo is None or end.tzinfo is None:
-        raise HTTPException(400, "from and to need a UTC offset")
+        raise invalid("from", "from and to need a UTC offset", "invalid_span")
     if start >= end:
-        raise HTTPException(400, "from must be before to")
+        raise invalid("from", "from must be before to", "invalid_span")
     if end - start > MAX_SPAN:
-        raise HTTPException(400, "at most 92 days per request")
+        raise invalid("to", "at most 92 days per request", "invalid_span")
     return Span.model_validate({"from": start, "to": end})
 
 
