@@ -555,7 +555,15 @@ def verify_sample(
         )
         if restaurant_id is None:
             raise Invalid("restaurant_id", f"{company_id!r} has no restaurant to test with")
-    scope = restaurant_id if restaurant_id in (creds.restaurants or ()) else None
+    # The secret of the restaurant's own scope; out of scope, any enabled scope's (the
+    # answer then says ingest would refuse the restaurant).
+    scope = (
+        None
+        if creds.restaurants is None
+        else restaurant_id
+        if restaurant_id in creds.restaurants
+        else min(creds.restaurants)
+    )
     stored = read_integration_secrets(
         conn, key=key, company_id=company_id, provider=name, restaurant_id=scope
     ).get("webhook_secrets", [])
