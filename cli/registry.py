@@ -48,18 +48,11 @@ def restaurants_add(
     timezone: Annotated[str, typer.Option(help="IANA time zone, e.g. Asia/Dubai")],
     name: Annotated[str | None, typer.Option(help="Display name")] = None,
 ) -> None:
-    """Register a restaurant, creating its company when it is new."""
-    from partner_signals.db import get_engine
-    from partner_signals.registry import RegistryError, add_restaurant
+    """Register a restaurant, creating its company when it is new (the same again is a
+    no-op; another name or zone is refused: `restaurants update`)."""
+    from cli.inbound import add_restaurant_creating_company
 
-    try:
-        with get_engine().begin() as conn:
-            new = add_restaurant(
-                conn, company_id=company, restaurant_id=restaurant, timezone=timezone, name=name
-            )
-    except RegistryError as exc:
-        raise fail(str(exc)) from None
-    out.print(f"restaurant {restaurant} {'added' if new else 'updated'} for company {company}")
+    add_restaurant_creating_company(company, restaurant, timezone, name)
 
 
 def _param(name: str, annotation: Any, default: Any = inspect.Parameter.empty) -> inspect.Parameter:

@@ -17,10 +17,10 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from partner_signals.cache import Cache
-from partner_signals.crypto import decrypt_json, hash_api_key
+from partner_signals.control.inbound import CREDENTIALS_SQL, webhook_credentials
+from partner_signals.crypto import hash_api_key
 from partner_signals.invalidation import Change, ChangeListener
 from partner_signals.providers import Credentials
-from partner_signals.registry import integration_context
 
 
 class Directory:
@@ -78,29 +78,21 @@ class Directory:
 
     async def credentials(self, company_id: str, provider: str) -> Credentials | None:
         """The company's credentials for an inbound provider, or None when the company
-        is unknown or has not enabled that provider."""
+        is unknown or has not enabled that provider (for any of its restaurants)."""
 
         async def load() -> Credentials | None:
-            row = await self._fetchone(
-                "select config, secret_ciphertext from ops.integrations "
-                "where company_id = %s and provider = %s and restaurant_id is null and enabled",
-                (company_id, provider),
-            )
-            if row is None:
-                return None
-            config, blob = row
-            sealed = (
-                decrypt_json(
-                    self._key, bytes(blob), context=integration_context(company_id, provider, None)
-                )
-                if blob
-                else {}
-            )
-            return Credentials(
-                secrets=tuple(sealed.get("webhook_secrets", ())), config=dict(config or {})
-            )
+            return await self._load_credentials(company_id, provider)
 
         return await self._cache.get(("creds", company_id, provider), load)
+
+    async def _load_credentials(self, company_id: str, provider: str) -> Credentials | None:
+        # Every enabled scope (company-wide, or per restaurant), a previous secret only
+        # through its rotation's grace: partner_signals.control.inbound decides, for the
+        # admin API's test too.
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(CREDENTIALS_SQL, (company_id, provider))
+            rows = await cur.fetchall()
+        return webhook_credentials(self._key, company_id, provider, rows)
 
     async def company_for_key(self, key: str) -> str | None:
         digest = hash_api_key(key)

@@ -27,6 +27,8 @@ class Credentials:
 
     secrets: tuple[str, ...] = ()
     config: Mapping[str, Any] = field(default_factory=dict)
+    # None: every restaurant of the company; else only events for these restaurants.
+    restaurants: frozenset[str] | None = None
 
 
 class Provider(Protocol):
