@@ -19,6 +19,7 @@ from psycopg_pool import AsyncConnectionPool
 from partner_signals.cache import Cache
 from partner_signals.crypto import decrypt_json, hash_api_key
 from partner_signals.invalidation import Change, ChangeListener
+from partner_signals.key_usage import KeyUsage
 from partner_signals.providers import Credentials
 from partner_signals.registry import integration_context
 
@@ -52,13 +53,16 @@ class Directory:
         self.listener = ChangeListener(
             conninfo, on_change=self._changed, on_connect=self.forget, name="ingest directory"
         )
+        self.key_usage = KeyUsage(conninfo, "ingest_keys")
 
     async def start(self) -> None:
         await self.pool.open(wait=False)
         self.listener.start()
+        self.key_usage.start()
 
     async def stop(self) -> None:
         await self.listener.stop()
+        await self.key_usage.stop()
         await self._cache.close()
         await self.pool.close()
 
@@ -112,7 +116,10 @@ class Directory:
             )
             return None if row is None else str(row[0])
 
-        return await self._cache.get(("key", digest.hex()), load)
+        company: str | None = await self._cache.get(("key", digest.hex()), load)
+        if company is not None:
+            self.key_usage.touch(digest)
+        return company
 
     async def restaurants(self, company_id: str) -> frozenset[str]:
         async def load() -> frozenset[str]:
