@@ -145,7 +145,7 @@ class ApiState:
         state.listener = ChangeListener(
             conninfo, on_change=state._changed, on_connect=state.forget, name="partner API keys"
         )
-        state.usage = KeyUsage(conninfo, "partner_keys")
+        state.usage = KeyUsage(conninfo, "partner_keys", interval=settings.key_usage_seconds)
         return state
 
     async def principal(self, key: str) -> Principal | None:

@@ -19,7 +19,7 @@ from psycopg_pool import AsyncConnectionPool
 from partner_signals.cache import Cache
 from partner_signals.crypto import decrypt_json, hash_api_key
 from partner_signals.invalidation import Change, ChangeListener
-from partner_signals.key_usage import KeyUsage
+from partner_signals.key_usage import FLUSH_SECONDS, KeyUsage
 from partner_signals.providers import Credentials
 from partner_signals.registry import integration_context
 
@@ -33,6 +33,7 @@ class Directory:
         ttl: float = 10.0,
         limit: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
+        key_usage_seconds: float = FLUSH_SECONDS,
     ) -> None:
         self.pool = AsyncConnectionPool(
             conninfo,
@@ -53,7 +54,7 @@ class Directory:
         self.listener = ChangeListener(
             conninfo, on_change=self._changed, on_connect=self.forget, name="ingest directory"
         )
-        self.key_usage = KeyUsage(conninfo, "ingest_keys")
+        self.key_usage = KeyUsage(conninfo, "ingest_keys", interval=key_usage_seconds)
 
     async def start(self) -> None:
         await self.pool.open(wait=False)
