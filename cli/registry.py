@@ -1,4 +1,4 @@
-"""`db`, `restaurants`, `integrations` and `ingest-keys`: the operator's registry commands."""
+"""`db`, `restaurants` and `integrations`: the operator's registry commands (`ingest-keys`: cli/keys.py)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from partner_signals.settings import get_settings
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 restaurants_app = typer.Typer(help="Companies and restaurants.", no_args_is_help=True)
 integrations_app = typer.Typer(help="Inbound providers and partner adapters.", no_args_is_help=True)
-keys_app = typer.Typer(help="POS ingest keys.", no_args_is_help=True)
 
 console = Console(stderr=True)
 out = Console()
@@ -289,33 +288,3 @@ def integrations_adapters() -> None:
                     + (f" (env {spec.cli.envvar})" if spec.cli.envvar else ""),
                 )
         out.print(table)
-
-
-@keys_app.command("create")
-def ingest_keys_create(company: Annotated[str, typer.Option(help="Company id")]) -> None:
-    """Create a POS ingest key. It is printed once and stored only as a hash."""
-    from partner_signals.db import get_engine
-    from partner_signals.registry import RegistryError, create_ingest_key
-
-    try:
-        with get_engine().begin() as conn:
-            key = create_ingest_key(conn, company_id=company)
-    except RegistryError as exc:
-        raise fail(str(exc)) from None
-    console.print("Store this key now; it cannot be shown again.")
-    out.print(key)
-
-
-@keys_app.command("revoke")
-def ingest_keys_revoke(
-    prefix: Annotated[str, typer.Argument(help="The key's first 10 characters")],
-) -> None:
-    """Revoke a POS ingest key by its prefix; every ingest worker refuses it within a second."""
-    from partner_signals.db import get_engine
-    from partner_signals.registry import revoke_ingest_key
-
-    with get_engine().begin() as conn:
-        count = revoke_ingest_key(conn, prefix=prefix)
-    if not count:
-        raise fail(f"no live ingest key starts with {prefix!r}")
-    out.print(f"{count} key(s) revoked")

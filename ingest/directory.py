@@ -20,6 +20,7 @@ from partner_signals.cache import Cache
 from partner_signals.control.inbound import CREDENTIALS_SQL, webhook_credentials
 from partner_signals.crypto import hash_api_key
 from partner_signals.invalidation import Change, ChangeListener
+from partner_signals.key_usage import FLUSH_SECONDS, KeyUsage
 from partner_signals.providers import Credentials
 
 
@@ -32,6 +33,7 @@ class Directory:
         ttl: float = 10.0,
         limit: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
+        key_usage_seconds: float = FLUSH_SECONDS,
     ) -> None:
         self.pool = AsyncConnectionPool(
             conninfo,
@@ -52,13 +54,16 @@ class Directory:
         self.listener = ChangeListener(
             conninfo, on_change=self._changed, on_connect=self.forget, name="ingest directory"
         )
+        self.key_usage = KeyUsage(conninfo, "ingest_keys", interval=key_usage_seconds)
 
     async def start(self) -> None:
         await self.pool.open(wait=False)
         self.listener.start()
+        self.key_usage.start()
 
     async def stop(self) -> None:
         await self.listener.stop()
+        await self.key_usage.stop()
         await self._cache.close()
         await self.pool.close()
 
@@ -104,7 +109,10 @@ class Directory:
             )
             return None if row is None else str(row[0])
 
-        return await self._cache.get(("key", digest.hex()), load)
+        company: str | None = await self._cache.get(("key", digest.hex()), load)
+        if company is not None:
+            self.key_usage.touch(digest)
+        return company
 
     async def restaurants(self, company_id: str) -> frozenset[str]:
         async def load() -> frozenset[str]:
