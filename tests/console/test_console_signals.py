@@ -116,9 +116,10 @@ def test_signals_page_shows_each_restaurants_now_and_freshness(
     cells = [c.strip() for c in row.locator("td").all_inner_texts()]
     # restaurant, tz, open tables, covers, active orders, oldest order, open bills, bill wait
     assert cells[2:5] == ["2", "6", "2"], cells
-    assert cells[5] == "48 min", cells
+    # Minutes since the events were landed: more if dbt was slow on a loaded machine.
+    assert 48 <= int(cells[5].removesuffix(" min")) <= 55, cells
     assert cells[6] == "1", cells
-    assert cells[7] == "20 min", cells
+    assert 20 <= int(cells[7].removesuffix(" min")) <= 27, cells
     expect(page.locator("[data-test=freshness]")).to_contain_text("order_velocity")
     shot(page, "signals")
     page.context.close()
