@@ -14,8 +14,10 @@ from cli import (
     errors,
     inbound,
     keys,
+    messaging,
     partner,
     pipelines,
+    platforms,
     pushes,
     registry,
     status,
@@ -161,6 +163,8 @@ app.add_typer(control.companies_app, name="companies")
 inbound.register(app)
 adapters.register(app)
 keys.register(app)
+platforms.register(app)
+messaging.register(app)
 
 
 def main() -> None:
