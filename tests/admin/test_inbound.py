@@ -369,3 +369,15 @@ def test_integrations_from_the_cli(cli_env: None, ids: str) -> None:
         (e["actor"], e["action"]) for e in trail
     ]
     assert first not in str(trail) and second not in str(trail)
+
+
+def test_enable_for_one_restaurant_from_the_cli(cli_env: None, ids: str) -> None:
+    company, restaurant = f"clie-{ids}", f"cliera-{ids}"
+    run("restaurants", "add", "--company", company, "--restaurant", restaurant, "--timezone", "UTC")
+    enable = ("integrations", "enable", "talabat", "--company", company, "--webhook-secret", "-")
+    out = run(*enable, "--restaurant", restaurant, stdin=new_secret() + "\n")
+    assert f"restaurants {restaurant}" in out
+    out = run(*enable, "--restaurant", "nowhere", stdin=new_secret() + "\n", code=1)
+    assert out.strip().splitlines() == [f"error: no restaurant 'nowhere' in company '{company}'"]
+    listed = orjson.loads(run("integrations", "list", "--company", company, "--json"))
+    assert next(i for i in listed if i["name"] == "talabat")["restaurants"] == [restaurant]
