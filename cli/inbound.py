@@ -95,7 +95,7 @@ def enable_for_restaurant(
     out.print(f"{provider} enabled for {company}, restaurants {', '.join(row.restaurants or ())}")
 
 
-def restaurants_list(company: Annotated[str, typer.Argument()], as_json: Json = False) -> None:
+def restaurants_list(company: Company, as_json: Json = False) -> None:
     """A company's restaurants with their time zone and whether events have landed."""
     from partner_signals.control import restaurants
 
