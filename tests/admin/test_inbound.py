@@ -117,6 +117,10 @@ def test_list_enable_roles_scope_and_bad_values(admin: httpx.Client, tokens: Tok
     # a company-bound token does not see another company's integrations
     other = f"/admin/v1/companies/{tokens.other_company_id}/integrations"
     assert_problem(admin.get(other, headers=bearer(tokens.company_viewer)), 404, "not_found")
+    foreign_change = admin.post(
+        f"{other}/stripe/enable", json={"secret": secret}, headers=bearer(tokens.company_admin)
+    )
+    assert_problem(foreign_change, 404, "not_found")
     # disabling twice is a no-op; a provider never enabled is unknown
     off = admin.post(f"{base}/stripe/disable", headers=bearer(tokens.operator)).json()
     assert off["enabled"] is False
