@@ -5,6 +5,7 @@ admin API (partner_signals.control.restaurants and .inbound), as the actor `cli:
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import orjson
@@ -63,7 +64,38 @@ def add_restaurant_creating_company(
     )
 
 
-def restaurants_list(company: Annotated[str, typer.Argument()], as_json: Json = False) -> None:
+def enable_for_restaurant(
+    provider: str,
+    company: str,
+    restaurant: str,
+    *,
+    webhook_secret: str | None,
+    paypal_webhook_id: str | None,
+    paypal_certificate: Path | None,
+) -> None:
+    """`integrations enable PROVIDER --restaurant R`: only that restaurant's events."""
+    from partner_signals.control import inbound
+
+    if webhook_secret == "-":  # noqa: S105 - the stdin marker, not a secret
+        webhook_secret = sys.stdin.readline().strip()
+    key = get_settings().master_key()
+    row = call(
+        lambda c, a: inbound.enable(
+            c,
+            a,
+            company,
+            provider,
+            key=key,
+            secret=webhook_secret,
+            restaurant_id=restaurant,
+            paypal_webhook_id=paypal_webhook_id,
+            paypal_certificate=paypal_certificate.read_text() if paypal_certificate else None,
+        )
+    )
+    out.print(f"{provider} enabled for {company}, restaurants {', '.join(row.restaurants or ())}")
+
+
+def restaurants_list(company: Company, as_json: Json = False) -> None:
     """A company's restaurants with their time zone and whether events have landed."""
     from partner_signals.control import restaurants
 

@@ -77,7 +77,7 @@ _BEFORE = [
         "restaurant",
         Annotated[
             str | None,
-            typer.Option(help="Adapters: only this restaurant (default: all of them)"),
+            typer.Option(help="Only this restaurant (default: all of them)"),
         ],
         None,
     ),
@@ -163,7 +163,17 @@ def _enable_provider(
         known = ", ".join([*PROVIDERS, *ADAPTERS])
         raise fail(f"unknown provider or adapter {provider!r}; one of {known}")
     if restaurant:
-        raise fail("inbound providers are enabled per company; drop --restaurant")
+        from cli.inbound import enable_for_restaurant
+
+        enable_for_restaurant(
+            provider,
+            company,
+            restaurant,
+            webhook_secret=webhook_secret,
+            paypal_webhook_id=paypal_webhook_id,
+            paypal_certificate=paypal_certificate,
+        )
+        return
     secrets: dict[str, list[str]] = {}
     config: dict[str, object] = {}
     if provider == "paypal":

@@ -88,7 +88,12 @@ class Directory:
         async def load() -> Credentials | None:
             return await self._load_credentials(company_id, provider)
 
-        return await self._cache.get(("creds", company_id, provider), load)
+        creds = await self._cache.get(("creds", company_id, provider), load)
+        if creds is not None and creds.renew_at is not None and time.time() >= creds.renew_at:
+            # A rotation's grace ended: the previous secret is refused from now on.
+            self._cache.discard(("creds", company_id, provider))
+            creds = await self._cache.get(("creds", company_id, provider), load)
+        return creds
 
     async def _load_credentials(self, company_id: str, provider: str) -> Credentials | None:
         # Every enabled scope (company-wide, or per restaurant), a previous secret only

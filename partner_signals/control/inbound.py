@@ -48,7 +48,8 @@ SAMPLE_TYPES = {"stripe": "payment_intent.succeeded", "paypal": "PAYMENT.CAPTURE
 # ingest's directory (psycopg, %s) and by `verify_sample`, as the same text.
 CREDENTIALS_SQL = (
     "select restaurant_id, config, secret_ciphertext, "
-    "coalesce(previous_secret_expires_at <= now(), false) as previous_expired "
+    "coalesce(previous_secret_expires_at <= now(), false) as previous_expired, "
+    "extract(epoch from previous_secret_expires_at)::float8 as previous_expires_epoch "
     "from ops.integrations where company_id = %s and provider = %s and enabled "
     "order by restaurant_id nulls first"
 )
@@ -68,7 +69,8 @@ def webhook_credentials(
     restaurants: set[str] = set()
     company_wide = False
     config: dict[str, Any] = {}
-    for restaurant_id, row_config, blob, previous_expired in rows:
+    renew_at: float | None = None
+    for restaurant_id, row_config, blob, previous_expired, previous_expires in rows:
         sealed = (
             decrypt_json(
                 key, bytes(blob), context=integration_context(company_id, provider, restaurant_id)
@@ -79,6 +81,8 @@ def webhook_credentials(
         accepted = [str(s) for s in sealed.get("webhook_secrets", ())]
         if previous_expired:
             accepted = accepted[:1]
+        elif previous_expires is not None and len(accepted) > 1:
+            renew_at = min(renew_at or previous_expires, previous_expires)
         secrets += [s for s in accepted if s not in secrets]
         if restaurant_id is None:
             company_wide = True
@@ -90,6 +94,7 @@ def webhook_credentials(
         secrets=tuple(secrets),
         config=config,
         restaurants=None if company_wide else frozenset(restaurants),
+        renew_at=renew_at,
     )
 
 

@@ -9,7 +9,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime
 
 import httpx
 import orjson
@@ -19,7 +19,6 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from partner_signals.control import inbound
-from partner_signals.control.actor import Actor
 from partner_signals.providers import PROVIDERS
 from partner_signals.providers.paypal import make_test_certificate
 from partner_signals.settings import Settings
@@ -117,6 +116,10 @@ def test_list_enable_roles_scope_and_bad_values(admin: httpx.Client, tokens: Tok
     # a company-bound token does not see another company's integrations
     other = f"/admin/v1/companies/{tokens.other_company_id}/integrations"
     assert_problem(admin.get(other, headers=bearer(tokens.company_viewer)), 404, "not_found")
+    foreign_change = admin.post(
+        f"{other}/stripe/enable", json={"secret": secret}, headers=bearer(tokens.company_admin)
+    )
+    assert_problem(foreign_change, 404, "not_found")
     # disabling twice is a no-op; a provider never enabled is unknown
     off = admin.post(f"{base}/stripe/disable", headers=bearer(tokens.operator)).json()
     assert off["enabled"] is False
@@ -168,33 +171,28 @@ def test_rotation_keeps_the_old_secret_through_its_grace(
     ]
     assert status["previous_secret_expires_at"] is None
 
-    # a grace that ends: ingest's own reading of the credentials drops the previous secret
-    with engine.begin() as conn:
-        inbound.rotate(
-            conn,
-            Actor.cli(),
-            company,
-            "careem",
-            key=settings.master_key(),
-            secret=old,
-            grace=timedelta(seconds=1),
-        )
-    read = lambda: inbound.webhook_credentials(  # noqa: E731
-        settings.master_key(),
-        company,
-        "careem",
-        engine.connect().exec_driver_sql(inbound.CREDENTIALS_SQL, (company, "careem")).all(),
-    )
-    assert read().secrets == (old, newest)  # type: ignore[union-attr]
-    time.sleep(1.2)
-    assert read().secrets == (old,)  # type: ignore[union-attr]
+    # a grace that ends: a real ingest stops accepting the previous secret then, though
+    # it holds the credentials in its cache (nothing in the database changes at that time)
+    grace = admin.post(f"{base}/rotate", json={"secret": old, "grace_seconds": 2}, headers=op)
+    ends = datetime.fromisoformat(grace.json()["previous_secret_expires_at"])
+    with httpx.Client(base_url=ingest_url, timeout=10) as ingest:
+        refusals_until_accepted(lambda: careem(ingest, company, restaurant, old).status_code)
+        assert careem(ingest, company, restaurant, newest).status_code == 200
+        time.sleep(max(0.0, (ends - datetime.now(UTC)).total_seconds()) + 0.05)
+        assert careem(ingest, company, restaurant, newest).status_code == 401
+        assert careem(ingest, company, restaurant, old).status_code == 200
+    # ingest's reading of the credentials is this function's, on the same query
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql(inbound.CREDENTIALS_SQL, (company, "careem")).all()
+    creds = inbound.webhook_credentials(settings.master_key(), company, "careem", rows)
+    assert creds is not None and creds.secrets == (old,) and creds.renew_at is None
 
     trail = admin.get(
         "/admin/v1/audit",
         params={"company_id": company, "action": "integrations.rotate"},
         headers=bearer(tokens.viewer),
     ).json()["items"]
-    assert [e["details"]["grace_seconds"] for e in reversed(trail)] == [3600, 0, 1]
+    assert [e["details"]["grace_seconds"] for e in reversed(trail)] == [3600, 0, 2]
     text = orjson.dumps(trail).decode()
     assert not any(s in text for s in (old, new, newest))
 
@@ -369,3 +367,15 @@ def test_integrations_from_the_cli(cli_env: None, ids: str) -> None:
         (e["actor"], e["action"]) for e in trail
     ]
     assert first not in str(trail) and second not in str(trail)
+
+
+def test_enable_for_one_restaurant_from_the_cli(cli_env: None, ids: str) -> None:
+    company, restaurant = f"clie-{ids}", f"cliera-{ids}"
+    run("restaurants", "add", "--company", company, "--restaurant", restaurant, "--timezone", "UTC")
+    enable = ("integrations", "enable", "talabat", "--company", company, "--webhook-secret", "-")
+    out = run(*enable, "--restaurant", restaurant, stdin=new_secret() + "\n")
+    assert f"restaurants {restaurant}" in out
+    out = run(*enable, "--restaurant", "nowhere", stdin=new_secret() + "\n", code=1)
+    assert out.strip().splitlines() == [f"error: no restaurant 'nowhere' in company '{company}'"]
+    listed = orjson.loads(run("integrations", "list", "--company", company, "--json"))
+    assert next(i for i in listed if i["name"] == "talabat")["restaurants"] == [restaurant]

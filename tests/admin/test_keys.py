@@ -395,25 +395,39 @@ def test_a_revoked_partner_key_is_refused_by_both_workers_within_a_second(
         assert secret not in log.read_text()
 
 
-def test_last_used_is_written_in_batches(fleet: Fleet, tokens: Tokens, ids: str) -> None:
-    """Used through the partner API, a key shows when it was last used once its worker
-    writes its batch (every second in this fleet; 15 s by default)."""
+@pytest.mark.parametrize("kind", ["keys", "ingest-keys"])
+def test_last_used_is_written_in_batches(fleet: Fleet, tokens: Tokens, kind: str) -> None:
+    """Used through the partner API or ingest, a key shows when it was last used once its
+    worker writes its batch (every second in this fleet; 15 s by default)."""
     c = tokens.company_id
-    secret = httpx.post(
-        f"{fleet.admin}/admin/v1/companies/{c}/keys",
-        json={"scopes": ["read:exports"]},
-        headers=bearer(tokens.admin),
-    ).json()["key"]
+    listing = f"{fleet.admin}/admin/v1/companies/{c}/{kind}"
+    body = {"scopes": ["read:exports"]} if kind == "keys" else None
+    secret = httpx.post(listing, json=body, headers=bearer(tokens.admin)).json()["key"]
     before = time.time()
-    assert httpx.get(f"{fleet.api}/v1/exports", headers=bearer(secret)).status_code == 200
+    if kind == "keys":
+        used_it = httpx.get(f"{fleet.api}/v1/exports", headers=bearer(secret))
+    else:
+        event = {
+            "event_id": f"used-{c}",
+            "type": "table.seated",
+            "occurred_at": "2026-11-23T19:04:05+04:00",
+            "restaurant_id": tokens.restaurant_id,
+            "table_id": "t-1",
+            "data": {"covers": 2},
+        }
+        used_it = httpx.post(
+            f"{fleet.ingest}/events",
+            content=orjson.dumps(event),
+            headers={**bearer(secret), "Content-Type": "application/json"},
+        )
+    assert used_it.is_success, used_it.text
+    # (not a write per request: tests/core/test_key_usage.py shows nothing before a flush)
     deadline = time.monotonic() + 10
     used = None
     while time.monotonic() < deadline and used is None:
-        (row,) = httpx.get(
-            f"{fleet.admin}/admin/v1/companies/{c}/keys", headers=bearer(tokens.viewer)
-        ).json()
-        used = row["last_used_at"]
         time.sleep(0.5)
+        (row,) = httpx.get(listing, headers=bearer(tokens.viewer)).json()
+        used = row["last_used_at"]
     assert used is not None, "last_used_at never written"
     assert datetime.fromisoformat(used).timestamp() >= before - 1
 

@@ -145,7 +145,7 @@ def test_restaurants_from_the_cli(cli_env: None, engine: sa.Engine, ids: str) ->
         "restaurants", "update", restaurant, "--company", company, "--timezone", "UTC", code=1
     )
     assert "raw.order_events" in out and "Traceback" not in out
-    listed = orjson.loads(run("restaurants", "list", company, "--json"))
+    listed = orjson.loads(run("restaurants", "list", "--company", company, "--json"))
     assert [(r["restaurant_id"], r["timezone"], r["has_events"]) for r in listed] == [
         (restaurant, "Asia/Dubai", True)
     ]
