@@ -268,8 +268,7 @@ def enable(
     plans = _plans(name)
     if plan not in plans:
         raise PlanLocked(
-            f"the {plan} plan does not include the {name} adapter; the {plans[0]} plan "
-            f"does (change the plan first)",
+            f"the {plan} plan does not include {name}; the {plans[0]} plan does",
             plan=plan,
             unlocked_by=plans[0],
         )
