@@ -8,12 +8,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.output import Json, print_json
+
 console = Console(stderr=True)
 out = Console()
 
 
 def unmapped_command(
     company: Annotated[str | None, typer.Option(help="Only this company's events")] = None,
+    as_json: Json = False,
 ) -> None:
     """Events landed but mapped to no canonical type or status, or quarantined for naming a
     restaurant that is not their company's (reason foreign_restaurant), per company,
@@ -30,6 +33,9 @@ def unmapped_command(
             "`partner-signals materialize` (or `serve`) first"
         )
         raise typer.Exit(1)
+    if as_json:
+        print_json(names)
+        return
     if not names:
         out.print("No unmapped events: every landed event maps or is ignored on purpose.")
         return

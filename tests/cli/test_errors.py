@@ -146,10 +146,19 @@ def test_serve_refuses_a_busy_port_before_starting_anything(
     assert result.stdout == ""  # nothing was started (each start prints its address)
 
 
-def test_serve_refuses_the_api_metrics_port_when_busy(env: dict[str, str], held_port: int) -> None:
-    result = run(["serve", *serve_ports(api=held_port - 1)], env)
+def test_serve_refuses_the_api_metrics_port_when_busy(env: dict[str, str]) -> None:
+    with socket.socket() as held:
+        while True:  # a free port whose next one can be held
+            api = free_port()
+            try:
+                held.bind(("127.0.0.1", api + 1))
+                break
+            except OSError:
+                continue
+        held.listen()
+        result = run(["serve", *serve_ports(api=api)], env)
     line = one_error_line(result)
-    assert str(held_port) in line and "deliveries metrics" in line
+    assert str(api + 1) in line and "deliveries metrics" in line
 
 
 def test_serve_refuses_one_port_for_two_services(env: dict[str, str]) -> None:
