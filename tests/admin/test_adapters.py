@@ -123,6 +123,24 @@ def test_enable_checks_role_plan_and_the_adapters_own_models(
     assert assert_problem(missing, 422, "validation_failed")["errors"] == [
         {"field": "secrets.api_key", "message": "is required"}
     ]
+    short = admin.post(
+        url(tokens, "/workforce/enable"),
+        json={"config": {"url": "http://127.0.0.1:9/w"}, "secrets": {"api_key": "short-KEY-9"}},
+        headers=bearer(tokens.operator),
+    )
+    assert assert_problem(short, 422, "validation_failed")["errors"][0]["field"] == (  # type: ignore[index]
+        "secrets.api_key"
+    )
+    assert "short-KEY-9" not in short.text
+    assert_problem(
+        admin.post(
+            f"/admin/v1/companies/{tokens.other_company_id}/adapters/webhook/enable",
+            json=body,
+            headers=bearer(tokens.company_admin),
+        ),
+        404,
+        "not_found",
+    )
     assert_problem(
         admin.post(
             url(tokens, "/webhook/enable"),
