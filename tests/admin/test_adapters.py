@@ -57,6 +57,19 @@ def enable_webhook(admin: httpx.Client, tokens: Tokens, target: str, **body: obj
     return result
 
 
+def sealed(engine: sa.Engine, company_id: str) -> bytes:
+    with engine.connect() as conn:
+        return bytes(
+            conn.execute(
+                sa.text(
+                    "select secret_ciphertext from ops.integrations "
+                    "where company_id = :c and provider = 'webhook'"
+                ),
+                {"c": company_id},
+            ).scalar_one()
+        )
+
+
 def trail(engine: sa.Engine, company_id: str) -> str:
     with engine.connect() as conn:
         rows = conn.execute(
@@ -157,6 +170,7 @@ def test_enable_checks_role_plan_and_the_adapters_own_models(
     assert scope["config"] == {"url": "http://127.0.0.1:9/h"}
     assert scope["secrets_set"] == ["secrets"]
     # reconfiguring without secrets keeps the stored ones
+    before = sealed(engine, tokens.company_id)
     again = admin.post(
         url(tokens, "/webhook/enable"),
         json={"config": {"url": "http://127.0.0.1:9/other"}},
@@ -164,6 +178,7 @@ def test_enable_checks_role_plan_and_the_adapters_own_models(
     )
     assert again.status_code == 200, again.text
     assert again.json()["scopes"][0]["secrets_set"] == ["secrets"]
+    assert sealed(engine, tokens.company_id) == before  # not even re-sealed
     assert WEBHOOK_SECRET not in trail(engine, tokens.company_id)
     assert "adapters.enable" in trail(engine, tokens.company_id)
 
