@@ -23,7 +23,7 @@ from partner_signals.adapters import ADAPTERS, PLAN_ADAPTERS, Adapter, Target
 from partner_signals.control import audit
 from partner_signals.control.actor import Actor
 from partner_signals.control.errors import Conflict, Invalid, NotFound, PlanLocked
-from partner_signals.registry import enable_adapter, read_integration_secrets
+from partner_signals.registry import enable_integration, read_integration_secrets
 
 TEST_TIMEOUT_SECONDS = 10.0
 
@@ -294,15 +294,18 @@ def enable(
     )
     if errors:
         raise _invalid(errors)
-    enable_adapter(
+    # The plan and both models are checked above (what registry.enable_adapter checks);
+    # secrets go in only when given, so the trail's secrets_replaced tells the truth.
+    enable_integration(
         conn,
         key=key,
         company_id=company_id,
-        adapter=name,
-        secrets=merged,
+        provider=name,
+        secrets=merged if given else None,
         config=dict(config),
         restaurant_id=restaurant_id,
         actor=actor,
+        action="adapters.enable",
     )
     return _summaries(conn, company_id, [name], key)[0]
 

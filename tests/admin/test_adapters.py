@@ -57,6 +57,19 @@ def enable_webhook(admin: httpx.Client, tokens: Tokens, target: str, **body: obj
     return result
 
 
+def sealed(engine: sa.Engine, company_id: str) -> bytes:
+    with engine.connect() as conn:
+        return bytes(
+            conn.execute(
+                sa.text(
+                    "select secret_ciphertext from ops.integrations "
+                    "where company_id = :c and provider = 'webhook'"
+                ),
+                {"c": company_id},
+            ).scalar_one()
+        )
+
+
 def trail(engine: sa.Engine, company_id: str) -> str:
     with engine.connect() as conn:
         rows = conn.execute(
@@ -123,6 +136,24 @@ def test_enable_checks_role_plan_and_the_adapters_own_models(
     assert assert_problem(missing, 422, "validation_failed")["errors"] == [
         {"field": "secrets.api_key", "message": "is required"}
     ]
+    short = admin.post(
+        url(tokens, "/workforce/enable"),
+        json={"config": {"url": "http://127.0.0.1:9/w"}, "secrets": {"api_key": "short-KEY-9"}},
+        headers=bearer(tokens.operator),
+    )
+    assert assert_problem(short, 422, "validation_failed")["errors"][0]["field"] == (  # type: ignore[index]
+        "secrets.api_key"
+    )
+    assert "short-KEY-9" not in short.text
+    assert_problem(
+        admin.post(
+            f"/admin/v1/companies/{tokens.other_company_id}/adapters/webhook/enable",
+            json=body,
+            headers=bearer(tokens.company_admin),
+        ),
+        404,
+        "not_found",
+    )
     assert_problem(
         admin.post(
             url(tokens, "/webhook/enable"),
@@ -139,6 +170,7 @@ def test_enable_checks_role_plan_and_the_adapters_own_models(
     assert scope["config"] == {"url": "http://127.0.0.1:9/h"}
     assert scope["secrets_set"] == ["secrets"]
     # reconfiguring without secrets keeps the stored ones
+    before = sealed(engine, tokens.company_id)
     again = admin.post(
         url(tokens, "/webhook/enable"),
         json={"config": {"url": "http://127.0.0.1:9/other"}},
@@ -146,6 +178,7 @@ def test_enable_checks_role_plan_and_the_adapters_own_models(
     )
     assert again.status_code == 200, again.text
     assert again.json()["scopes"][0]["secrets_set"] == ["secrets"]
+    assert sealed(engine, tokens.company_id) == before  # not even re-sealed
     assert WEBHOOK_SECRET not in trail(engine, tokens.company_id)
     assert "adapters.enable" in trail(engine, tokens.company_id)
 
