@@ -9,7 +9,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DO_NOT_TRACK := 1
 export DAGSTER_DISABLE_TELEMETRY := 1
 
-.PHONY: install demo test serve bench soak lint fmt lock clean promtool
+.PHONY: install demo test serve bench soak lint fmt lock clean promtool chromium
 
 install: $(STAMP)
 
@@ -26,7 +26,7 @@ demo: $(STAMP)
 # One pytest worker per CPU (pytest-xdist), a test file per worker at a time: most of the
 # suite waits on dbt, Dagster and PostgreSQL. PYTEST_WORKERS=0 runs in one process.
 PYTEST_WORKERS ?= auto
-test: $(STAMP) promtool
+test: $(STAMP) promtool chromium
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # promtool checks deploy/prometheus/ in the tests; Debian's prometheus package has it.
@@ -36,6 +36,17 @@ promtool:
 			apt-get update && apt-get install -y --no-install-recommends prometheus; \
 		else \
 			echo "promtool is missing: sudo apt-get install prometheus (the tests need it)" >&2; \
+			exit 1; \
+		fi; }
+
+# The console's browser tests drive Debian's chromium through Playwright (Playwright's own
+# browser download cannot reach its CDN here, and nothing may download at run time).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update && apt-get install -y --no-install-recommends chromium; \
+		else \
+			echo "chromium is missing: sudo apt-get install chromium (the console tests need it)" >&2; \
 			exit 1; \
 		fi; }
 

@@ -19,6 +19,7 @@ from psycopg_pool import AsyncConnectionPool
 from partner_signals.cache import Cache
 from partner_signals.crypto import hash_api_key
 from partner_signals.invalidation import Change, ChangeListener
+from partner_signals.key_usage import KeyUsage
 from partner_signals.ratelimit import RateLimiter
 from partner_signals.settings import Settings
 
@@ -66,6 +67,8 @@ class ApiState:
     companies: Cache[str, str | None]
     snapshots: Cache[tuple[Any, ...], Any]
     listener: ChangeListener = field(init=False)
+    # When each key was last used, written in batches (the pool cannot write).
+    usage: KeyUsage = field(init=False)
 
     def snapshot(
         self, key: tuple[Any, ...], compute: Callable[[], Awaitable[T]]
@@ -83,11 +86,13 @@ class ApiState:
     async def open(self) -> None:
         await self.pool.open(wait=False)
         self.listener.start()
+        self.usage.start()
 
     async def close(self) -> None:
         """Stop background refreshes, then the pool (a refresh left running would find
         the pool closed and log a failure at every shutdown)."""
         await self.listener.stop()
+        await self.usage.stop()
         for cache in (self.snapshots, self.keys, self.companies):
             await cache.close()
         await self.pool.close()
@@ -140,6 +145,7 @@ class ApiState:
         state.listener = ChangeListener(
             conninfo, on_change=state._changed, on_connect=state.forget, name="partner API keys"
         )
+        state.usage = KeyUsage(conninfo, "partner_keys", interval=settings.key_usage_seconds)
         return state
 
     async def principal(self, key: str) -> Principal | None:
@@ -162,7 +168,10 @@ class ApiState:
                 scopes=frozenset(row["scopes"]),
             )
 
-        return await self.keys.get(digest, load)
+        principal = await self.keys.get(digest, load)
+        if principal is not None:
+            self.usage.touch(digest)
+        return principal
 
     async def restaurant_company(self, restaurant_id: str) -> str | None:
         # Cached like keys (a restaurant never changes company; an unknown id is

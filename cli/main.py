@@ -14,8 +14,10 @@ from cli import (
     errors,
     inbound,
     keys,
+    messaging,
     partner,
     pipelines,
+    platforms,
     pushes,
     registry,
     status,
@@ -48,7 +50,6 @@ def root(
 app.add_typer(registry.db_app, name="db")
 app.add_typer(registry.restaurants_app, name="restaurants")
 app.add_typer(registry.integrations_app, name="integrations")
-app.add_typer(registry.keys_app, name="ingest-keys")
 
 
 def _quiet_tools() -> None:
@@ -152,7 +153,6 @@ def serve(
 app.add_typer(pipelines.app, name="pipelines")
 app.command("materialize")(pipelines.materialize_command)
 app.command("status")(status.status_command)
-app.add_typer(partner.keys_app, name="keys")
 app.command("query")(partner.query)
 app.add_typer(pushes.deliveries_app, name="deliveries")
 registry.integrations_app.command("test")(pushes.integrations_test)
@@ -163,6 +163,8 @@ app.add_typer(control.companies_app, name="companies")
 inbound.register(app)
 adapters.register(app)
 keys.register(app)
+platforms.register(app)
+messaging.register(app)
 
 
 def main() -> None:

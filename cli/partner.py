@@ -1,4 +1,4 @@
-"""CLI commands of the partner side: partner keys and DuckDB over the exported files."""
+"""CLI commands of the partner side: DuckDB over the exported files (partner keys: cli/keys.py)."""
 
 from __future__ import annotations
 
@@ -13,49 +13,6 @@ from cli.output import Json, print_json
 
 console = Console(stderr=True)
 out = Console()
-keys_app = typer.Typer(help="Partner API keys.", no_args_is_help=True)
-
-
-@keys_app.command("create")
-def keys_create(
-    company: Annotated[str, typer.Option(help="Company the key reads")],
-    scope: Annotated[
-        list[str], typer.Option(help="read:workforce, read:crm, read:events, read:exports (repeat)")
-    ],
-    restaurant: Annotated[str | None, typer.Option(help="Limit the key to one restaurant")] = None,
-    name: Annotated[str | None, typer.Option(help="A label for operators")] = None,
-) -> None:
-    """Create a partner API key; printed once, stored hashed."""
-    from api.keys import create_partner_key
-    from partner_signals.db import get_engine
-    from partner_signals.registry import RegistryError
-
-    try:
-        with get_engine().begin() as conn:
-            key = create_partner_key(
-                conn, company_id=company, scopes=scope, restaurant_id=restaurant, name=name
-            )
-    except RegistryError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
-    console.print("Store this key now; it cannot be shown again.")
-    out.print(key)
-
-
-@keys_app.command("revoke")
-def keys_revoke(
-    prefix: Annotated[str, typer.Argument(help="The key's first 10 characters")],
-) -> None:
-    """Revoke a partner key by its prefix; every API worker refuses it within a second."""
-    from api.keys import revoke_partner_key
-    from partner_signals.db import get_engine
-
-    with get_engine().begin() as conn:
-        count = revoke_partner_key(conn, prefix=prefix)
-    if not count:
-        console.print(f"[red]error:[/red] no live partner key starts with {prefix!r}")
-        raise typer.Exit(1)
-    out.print(f"{count} key(s) revoked")
 
 
 def query(

@@ -1,4 +1,4 @@
-"""`db`, `restaurants`, `integrations` and `ingest-keys`: the operator's registry commands."""
+"""`db`, `restaurants` and `integrations`: the operator's registry commands (`ingest-keys`: cli/keys.py)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from partner_signals.settings import get_settings
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 restaurants_app = typer.Typer(help="Companies and restaurants.", no_args_is_help=True)
 integrations_app = typer.Typer(help="Inbound providers and partner adapters.", no_args_is_help=True)
-keys_app = typer.Typer(help="POS ingest keys.", no_args_is_help=True)
 
 console = Console(stderr=True)
 out = Console()
@@ -48,18 +47,11 @@ def restaurants_add(
     timezone: Annotated[str, typer.Option(help="IANA time zone, e.g. Asia/Dubai")],
     name: Annotated[str | None, typer.Option(help="Display name")] = None,
 ) -> None:
-    """Register a restaurant, creating its company when it is new."""
-    from partner_signals.db import get_engine
-    from partner_signals.registry import RegistryError, add_restaurant
+    """Register a restaurant, creating its company when it is new (the same again is a
+    no-op; another name or zone is refused: `restaurants update`)."""
+    from cli.inbound import add_restaurant_creating_company
 
-    try:
-        with get_engine().begin() as conn:
-            new = add_restaurant(
-                conn, company_id=company, restaurant_id=restaurant, timezone=timezone, name=name
-            )
-    except RegistryError as exc:
-        raise fail(str(exc)) from None
-    out.print(f"restaurant {restaurant} {'added' if new else 'updated'} for company {company}")
+    add_restaurant_creating_company(company, restaurant, timezone, name)
 
 
 def _param(name: str, annotation: Any, default: Any = inspect.Parameter.empty) -> inspect.Parameter:
@@ -85,7 +77,7 @@ _BEFORE = [
         "restaurant",
         Annotated[
             str | None,
-            typer.Option(help="Adapters: only this restaurant (default: all of them)"),
+            typer.Option(help="Only this restaurant (default: all of them)"),
         ],
         None,
     ),
@@ -171,7 +163,17 @@ def _enable_provider(
         known = ", ".join([*PROVIDERS, *ADAPTERS])
         raise fail(f"unknown provider or adapter {provider!r}; one of {known}")
     if restaurant:
-        raise fail("inbound providers are enabled per company; drop --restaurant")
+        from cli.inbound import enable_for_restaurant
+
+        enable_for_restaurant(
+            provider,
+            company,
+            restaurant,
+            webhook_secret=webhook_secret,
+            paypal_webhook_id=paypal_webhook_id,
+            paypal_certificate=paypal_certificate,
+        )
+        return
     secrets: dict[str, list[str]] = {}
     config: dict[str, object] = {}
     if provider == "paypal":
@@ -325,33 +327,3 @@ def integrations_adapters(
                     + (f" (env {spec.cli.envvar})" if spec.cli.envvar else ""),
                 )
         out.print(table)
-
-
-@keys_app.command("create")
-def ingest_keys_create(company: Annotated[str, typer.Option(help="Company id")]) -> None:
-    """Create a POS ingest key. It is printed once and stored only as a hash."""
-    from partner_signals.db import get_engine
-    from partner_signals.registry import RegistryError, create_ingest_key
-
-    try:
-        with get_engine().begin() as conn:
-            key = create_ingest_key(conn, company_id=company)
-    except RegistryError as exc:
-        raise fail(str(exc)) from None
-    console.print("Store this key now; it cannot be shown again.")
-    out.print(key)
-
-
-@keys_app.command("revoke")
-def ingest_keys_revoke(
-    prefix: Annotated[str, typer.Argument(help="The key's first 10 characters")],
-) -> None:
-    """Revoke a POS ingest key by its prefix; every ingest worker refuses it within a second."""
-    from partner_signals.db import get_engine
-    from partner_signals.registry import revoke_ingest_key
-
-    with get_engine().begin() as conn:
-        count = revoke_ingest_key(conn, prefix=prefix)
-    if not count:
-        raise fail(f"no live ingest key starts with {prefix!r}")
-    out.print(f"{count} key(s) revoked")

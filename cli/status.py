@@ -1,22 +1,27 @@
 """`partner-signals status`: what is failing or waiting, one section per part of the system.
 
 A section prints its lines and says whether all is well; the command exits 1 when any
-section is not. Add a part by appending a `Section` to SECTIONS."""
+section is not. Add a part by appending a `Section` to SECTIONS. The last section is the
+health summary of `partner_signals.control.health` (the admin API's GET /admin/v1/status),
+per company; `--json` prints that summary alone, `--company` narrows it to one company."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
+import orjson
 import typer
 from rich.console import Console
 
+from cli.output import Json, call
 from cli.registry import fail, out
 from partner_signals.settings import Settings, get_settings
 
 if TYPE_CHECKING:
+    from partner_signals.control.health import Health
     from pipelines.signals.health import RunHealth
 
 
@@ -123,13 +128,67 @@ SECTIONS: list[Section] = [
 ]
 
 
-def status_command() -> None:
+def show_health(found: Health, console: Console) -> bool:
+    """Each company's verdict, its inbound sources and pushes waiting, then what all share
+    (signal lag over the goal, failing checks and runs)."""
+    for company in found.companies:
+        mark = "✓" if company.verdict == "ok" else "[bold red]✗[/bold red]"
+        console.print(f"  {mark} {company.company_id}", highlight=False)
+        for source in company.inbound:
+            state = "" if source.enabled else " (disabled)"
+            console.print(
+                f"      {source.source:<12} last event {ago(source.last_received_at)}{state}",
+                highlight=False,
+            )
+        for push in company.pushes:
+            console.print(
+                f"      {push.adapter:<12} {push.pending} pending"
+                + (f", oldest {ago(push.oldest_pending_at)}" if push.oldest_pending_at else "")
+                + f", {push.dead_letters_waiting} dead letters",
+                highlight=False,
+            )
+        for reason in company.reasons:
+            console.print(f"      [bold red]✗ {reason}[/bold red]", highlight=False)
+    theirs = {f"{c.company_id}: {r}" for c in found.companies for r in c.reasons}
+    for reason in found.reasons:
+        if reason not in theirs:
+            console.print(f"  [bold red]✗ {reason}[/bold red]", highlight=False)
+    if not found.companies:
+        console.print("  no companies")
+    return found.verdict == "ok"
+
+
+def health_summary(company: str | None) -> Health:
+    import sqlalchemy as sa
+
+    from partner_signals.control import health
+
+    try:
+        return call(lambda c, a: health.summary(c, a, company))
+    except sa.exc.ProgrammingError:
+        raise fail("the database is not set up: run `partner-signals db upgrade` first") from None
+
+
+def status_command(
+    company: Annotated[
+        str | None, typer.Option(help="Only this company in the health summary")
+    ] = None,
+    as_json: Json = False,
+) -> None:
     """What is failing or waiting: signals runs (red when runs failed in a row or raw
-    events wait over 15 minutes) and export runs (red when the newest failed). Exits 1
-    when something needs an operator."""
+    events wait over 15 minutes), export runs (red when the newest failed), then per
+    company the health summary (inbound freshness per source, push backlog per adapter,
+    signal lag, failing checks). Exits 1 when something needs an operator."""
+    if as_json:
+        found = health_summary(company)
+        out.print_json(orjson.dumps(found, default=str).decode())
+        raise typer.Exit(0 if found.verdict == "ok" else 1)
     settings = get_settings()
     healthy = True
     for section in SECTIONS:
         out.print(f"[bold]{section.title}[/bold]")
         healthy = section.show(settings, out) and healthy
+    found = health_summary(company)
+    out.print(f"[bold]companies[/bold] ({found.verdict})")
+    healthy = show_health(found, out) and healthy
     raise typer.Exit(0 if healthy else 1)

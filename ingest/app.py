@@ -141,7 +141,12 @@ def create_fastapi(settings: Settings | None, clock: Callable[[], float]) -> Fas
             timeout=s.ingest_commit_wait_seconds,
             statement_timeout=s.ingest_commit_timeout_seconds,
         )
-        directory = Directory(conninfo, s.master_key(), ttl=s.auth_cache_seconds)
+        directory = Directory(
+            conninfo,
+            s.master_key(),
+            ttl=s.auth_cache_seconds,
+            key_usage_seconds=s.key_usage_seconds,
+        )
         await writer.start()
         await directory.start()
         app.state.ingest = IngestState(

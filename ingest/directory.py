@@ -17,10 +17,11 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from partner_signals.cache import Cache
-from partner_signals.crypto import decrypt_json, hash_api_key
+from partner_signals.control.inbound import CREDENTIALS_SQL, webhook_credentials
+from partner_signals.crypto import hash_api_key
 from partner_signals.invalidation import Change, ChangeListener
+from partner_signals.key_usage import FLUSH_SECONDS, KeyUsage
 from partner_signals.providers import Credentials
-from partner_signals.registry import integration_context
 
 
 class Directory:
@@ -32,6 +33,7 @@ class Directory:
         ttl: float = 10.0,
         limit: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
+        key_usage_seconds: float = FLUSH_SECONDS,
     ) -> None:
         self.pool = AsyncConnectionPool(
             conninfo,
@@ -52,13 +54,16 @@ class Directory:
         self.listener = ChangeListener(
             conninfo, on_change=self._changed, on_connect=self.forget, name="ingest directory"
         )
+        self.key_usage = KeyUsage(conninfo, "ingest_keys", interval=key_usage_seconds)
 
     async def start(self) -> None:
         await self.pool.open(wait=False)
         self.listener.start()
+        self.key_usage.start()
 
     async def stop(self) -> None:
         await self.listener.stop()
+        await self.key_usage.stop()
         await self._cache.close()
         await self.pool.close()
 
@@ -78,29 +83,26 @@ class Directory:
 
     async def credentials(self, company_id: str, provider: str) -> Credentials | None:
         """The company's credentials for an inbound provider, or None when the company
-        is unknown or has not enabled that provider."""
+        is unknown or has not enabled that provider (for any of its restaurants)."""
 
         async def load() -> Credentials | None:
-            row = await self._fetchone(
-                "select config, secret_ciphertext from ops.integrations "
-                "where company_id = %s and provider = %s and restaurant_id is null and enabled",
-                (company_id, provider),
-            )
-            if row is None:
-                return None
-            config, blob = row
-            sealed = (
-                decrypt_json(
-                    self._key, bytes(blob), context=integration_context(company_id, provider, None)
-                )
-                if blob
-                else {}
-            )
-            return Credentials(
-                secrets=tuple(sealed.get("webhook_secrets", ())), config=dict(config or {})
-            )
+            return await self._load_credentials(company_id, provider)
 
-        return await self._cache.get(("creds", company_id, provider), load)
+        creds = await self._cache.get(("creds", company_id, provider), load)
+        if creds is not None and creds.renew_at is not None and time.time() >= creds.renew_at:
+            # A rotation's grace ended: the previous secret is refused from now on.
+            self._cache.discard(("creds", company_id, provider))
+            creds = await self._cache.get(("creds", company_id, provider), load)
+        return creds
+
+    async def _load_credentials(self, company_id: str, provider: str) -> Credentials | None:
+        # Every enabled scope (company-wide, or per restaurant), a previous secret only
+        # through its rotation's grace: partner_signals.control.inbound decides, for the
+        # admin API's test too.
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(CREDENTIALS_SQL, (company_id, provider))
+            rows = await cur.fetchall()
+        return webhook_credentials(self._key, company_id, provider, rows)
 
     async def company_for_key(self, key: str) -> str | None:
         digest = hash_api_key(key)
@@ -112,7 +114,10 @@ class Directory:
             )
             return None if row is None else str(row[0])
 
-        return await self._cache.get(("key", digest.hex()), load)
+        company: str | None = await self._cache.get(("key", digest.hex()), load)
+        if company is not None:
+            self.key_usage.touch(digest)
+        return company
 
     async def restaurants(self, company_id: str) -> frozenset[str]:
         async def load() -> frozenset[str]:

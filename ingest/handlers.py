@@ -33,11 +33,18 @@ from ingest.writer import (
     encode_rows,
 )
 from partner_signals.catalogue.sources import sources
+from partner_signals.control.inbound import restaurant_refusal
 from partner_signals.ids import is_id
 from partner_signals.pos import InvalidPosEvent, TimeWindow, parse_pos_event
 from partner_signals.problems import MEDIA_TYPE as PROBLEM
 from partner_signals.problems import problem_body
-from partner_signals.providers import PROVIDERS, MalformedEvent, Provider, SignatureError
+from partner_signals.providers import (
+    PROVIDERS,
+    Credentials,
+    MalformedEvent,
+    Provider,
+    SignatureError,
+)
 from partner_signals.ratelimit import RateLimiter, retry_after_header
 from partner_signals.settings import Settings
 
@@ -373,6 +380,16 @@ def identify_webhook(handler: Provider, body: bytes, headers: Mapping[str, str])
         raise Refused(400, "malformed_event", str(exc)) from None
 
 
+def check_restaurant_scope(
+    provider: str, body: bytes, headers: Mapping[str, str], creds: Credentials
+) -> None:
+    """Refused (404, as for no integration at all) unless the event's restaurant is one
+    the company enabled this provider for, when it enabled it per restaurant."""
+    refusal = restaurant_refusal(provider, body, headers, creds)
+    if refusal:
+        raise Refused(404, "unknown_company", refusal)
+
+
 async def handle_webhook(
     st: IngestState,
     *,
@@ -406,6 +423,8 @@ async def handle_webhook(
         event_id, event_type = await st.off_loop(
             len(body), identify_webhook, handler, body, headers
         )
+        if creds.restaurants is not None:
+            check_restaurant_scope(provider, body, headers, creds)
         row = WebhookRow(
             source=provider,
             company_id=company_id,

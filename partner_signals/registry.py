@@ -14,11 +14,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import orjson
 import sqlalchemy as sa
 
+from partner_signals.control import keys
 from partner_signals.control.actor import Actor
-from partner_signals.control.errors import ControlError
-from partner_signals.crypto import encrypt_json, hash_api_key, new_api_key
-
-INGEST_KEY_PREFIX = "psi"
+from partner_signals.control.errors import ControlError, NotFound
+from partner_signals.crypto import encrypt_json
 
 
 class RegistryError(ControlError):
@@ -176,39 +175,23 @@ def enable_integration(
 
 
 def create_ingest_key(conn: sa.Connection, *, company_id: str) -> str:
-    """A new POS ingest key for the company. Returned once; only its hash is stored."""
-    exists = conn.execute(
-        sa.text("select 1 from ops.companies where company_id = :c"), {"c": company_id}
-    ).scalar()
-    if not exists:
-        raise RegistryError(f"unknown company {company_id!r}: add a restaurant first")
-    key = new_api_key(INGEST_KEY_PREFIX)
-    conn.execute(
-        sa.text(
-            "insert into ops.ingest_keys (company_id, key_prefix, key_hash) values (:c, :p, :h)"
-        ),
-        {"c": company_id, "p": key[:10], "h": hash_api_key(key)},
-    )
-    audit(conn, action="ingest_keys.create", company_id=company_id, details={"prefix": key[:10]})
-    return key
+    """A new POS ingest key for the company (`control.keys.create_ingest_key` as the
+    command line). Returned once; only its hash is stored."""
+    try:
+        return keys.create_ingest_key(conn, Actor.cli(), company_id)[1]
+    except ControlError as exc:
+        raise RegistryError(f"{exc}: add a restaurant first") from None
 
 
 def revoke_ingest_key(conn: sa.Connection, *, prefix: str) -> int:
-    """Revoke the company's live ingest keys that start with `prefix` (what `create`
-    showed as the key's first 10 characters); how many. Every ingest worker refuses
-    them within milliseconds of the commit (the NOTIFY of migration 0010)."""
-    companies: list[str] = list(
-        conn.execute(
-            sa.text(
-                "update ops.ingest_keys set revoked_at = now() "
-                "where key_prefix = :p and revoked_at is null returning company_id"
-            ),
-            {"p": prefix},
-        ).scalars()
-    )
-    for company_id in companies:
-        audit(conn, action="ingest_keys.revoke", company_id=company_id, details={"prefix": prefix})
-    return len(companies)
+    """Revoke the live ingest keys that start with `prefix`; how many (0: none). Every
+    ingest worker refuses them within milliseconds of the commit (migration 0011's NOTIFY)."""
+    actor = Actor.cli()
+    try:
+        company = keys.company_of_prefix(conn, actor, "ingest", prefix)
+        return len(keys.revoke_ingest_key(conn, actor, company, prefix))
+    except NotFound:
+        return 0
 
 
 def audit(

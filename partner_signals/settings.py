@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     occurred_at_max_ahead_seconds: float = 86_400.0
     # How long cached company secrets and ingest keys are trusted before re-reading.
     auth_cache_seconds: float = 10.0
+    # How often each ingest and partner API worker writes its keys' last use (batched).
+    key_usage_seconds: float = 15.0
     # Unset: data_dir/exports.
     exports_dir: Path = Path(".data/exports")
     # Partner API: per-key token bucket (requests per second, burst size).

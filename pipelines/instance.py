@@ -9,10 +9,12 @@ from urllib.parse import quote
 
 import psycopg
 
+from partner_signals.control.health import (
+    DAGSTER_SCHEMA,  # declared once, read by the health summary
+)
 from partner_signals.db import libpq_url
 from partner_signals.settings import Settings
 
-DAGSTER_SCHEMA = "dagster"
 STORAGE_URL_ENV = "PARTNER_SIGNALS_DAGSTER_STORAGE_URL"
 
 # The longest any run may take before run monitoring fails it (see DAGSTER_YAML).

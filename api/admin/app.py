@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from api.admin import problems
+from api.admin import console, problems
 from api.admin.routes import (
     adapters,
     audit,
@@ -17,7 +17,9 @@ from api.admin.routes import (
     health,
     inbound,
     keys,
+    messaging,
     operators,
+    platforms,
     restaurants,
 )
 from partner_signals.db import get_engine
@@ -40,6 +42,12 @@ TAGS = [
     {"name": "dead letters", "description": "Pushes that gave up, and their replay."},
     {"name": "keys", "description": "Partner API keys and ingest keys."},
     {"name": "health", "description": "The on-call operator's first answer, per company."},
+    {
+        "name": "platforms",
+        "description": "Two-way delivery platforms: external orders, webhook registration, "
+        "the sync log.",
+    },
+    {"name": "messaging", "description": "Message templates per restaurant, opt-ins, opt-outs."},
 ]
 
 
@@ -78,8 +86,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dead_letters,
         keys,
         health,
+        platforms,
+        messaging,
     ):
         app.include_router(module.router, prefix="/admin/v1")
+
+    console.install(app)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:

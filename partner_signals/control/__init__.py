@@ -9,4 +9,6 @@ code the admin API answers with (application/problem+json) and the CLI prints as
 - `audit`: the append-only trail and its reader
 - `operators`: operator tokens (create, list, revoke, authenticate)
 - `companies`: companies and their plans
+- `keys`: partner API keys and POS ingest keys (list, create, revoke)
+- `health`: the health summary an on-call operator reads first
 """

@@ -27,6 +27,11 @@ class Credentials:
 
     secrets: tuple[str, ...] = ()
     config: Mapping[str, Any] = field(default_factory=dict)
+    # None: every restaurant of the company; else only events for these restaurants.
+    restaurants: frozenset[str] | None = None
+    # When a previous secret's grace ends (Unix time): whoever keeps these must read
+    # them again then, to stop accepting it.
+    renew_at: float | None = None
 
 
 class Provider(Protocol):

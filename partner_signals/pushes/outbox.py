@@ -38,10 +38,15 @@ class AdapterIntegration:
     company_id: str
     restaurant_id: str | None
     config: Mapping[str, Any]
+    # Restaurants an operator excluded from this company-wide integration.
+    excluded: frozenset[str] = frozenset()
 
     def covers(self, restaurant_id: str | None) -> bool:
-        """Company-wide integrations take every restaurant; scoped ones only their own."""
-        return self.restaurant_id is None or self.restaurant_id == restaurant_id
+        """Company-wide integrations take every restaurant but the excluded ones; scoped
+        ones only their own."""
+        if self.restaurant_id is None:
+            return restaurant_id not in self.excluded
+        return self.restaurant_id == restaurant_id
 
 
 def adapter_integrations(
@@ -51,8 +56,10 @@ def adapter_integrations(
     rows = conn.execute(
         sa.text(
             """
-            select integration_id, provider, company_id, restaurant_id, config
-            from ops.integrations
+            select i.integration_id, i.provider, i.company_id, i.restaurant_id, i.config,
+                array(select e.restaurant_id from ops.adapter_exclusions e
+                      where e.integration_id = i.integration_id) as excluded
+            from ops.integrations i
             where enabled and provider = any(:adapters)
                 and (cast(:c as text) is null or company_id = :c)
                 and (cast(:a as text) is null or provider = :a)
@@ -61,7 +68,9 @@ def adapter_integrations(
         ),
         {"adapters": sorted(ADAPTERS), "c": company_id, "a": adapter},
     ).all()
-    return [AdapterIntegration(r[0], r[1], r[2], r[3], r[4] or {}) for r in rows]
+    return [
+        AdapterIntegration(r[0], r[1], r[2], r[3], r[4] or {}, frozenset(r[5] or ())) for r in rows
+    ]
 
 
 def _insert(conn: sa.Connection, rows: Sequence[tuple[AdapterIntegration, Planned]]) -> int:
@@ -379,6 +388,8 @@ def enqueue_unpaid_bill_nudges(
             .all()
         )
         for bill in bills:
+            if not integration.covers(bill["restaurant_id"]):
+                continue
             data = bill["data"] or {}
             message = adapter.plan_nudge(
                 integration.config,

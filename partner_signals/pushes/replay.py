@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 
+from partner_signals.control.actor import Actor
 from partner_signals.registry import audit
 
 FILTERS = """
@@ -15,6 +16,8 @@ FILTERS = """
     and (cast(:adapter as text) is null or o.adapter = :adapter)
     and (cast(:company as text) is null or o.company_id = :company)
     and (cast(:restaurant as text) is null or o.restaurant_id = :restaurant)
+    and (cast(:event_type as text) is null or o.event_type = :event_type)
+    and (cast(:ids as bigint[]) is null or d.dead_letter_id = any(cast(:ids as bigint[])))
     and (cast(:fault as text) is null or d.fault = :fault)
     and (cast(:since as timestamptz) is null or d.at >= :since)
     and (cast(:until as timestamptz) is null or d.at < :until)
@@ -38,10 +41,16 @@ def replay_dead_letters(
     since: datetime | None = None,
     until: datetime | None = None,
     now: datetime | None = None,
+    ids: list[int] | None = None,
+    event_type: str | None = None,
+    actor: Actor | None = None,
+    action: str = "deliveries.replay",
 ) -> ReplayResult:
     """Put matching dead letters back in the outbox with a fresh retry schedule. The
-    window is on when the delivery was dead-lettered. Same idempotency key, so a partner
-    that did get an earlier try can tell it is a repeat."""
+    window is on when the delivery was dead-lettered; `ids` picks dead letters by
+    dead_letter_id. Same idempotency key, so a partner that did get an earlier try can
+    tell it is a repeat. Audited as `action` by `actor` (the command line when None),
+    with the filters and the count."""
     params: dict[str, Any] = {
         "adapter": adapter,
         "company": company_id,
@@ -50,6 +59,8 @@ def replay_dead_letters(
         "since": since,
         "until": until,
         "now": now,
+        "event_type": event_type,
+        "ids": ids,
     }
     requeued: int = conn.execute(
         sa.text(
@@ -93,10 +104,11 @@ def replay_dead_letters(
     if requeued:
         audit(
             conn,
-            action="deliveries.replay",
+            action=action,
             company_id=company_id,
-            details={k: (str(v) if v is not None else None) for k, v in params.items()}
+            details={k: (v if k == "ids" or v is None else str(v)) for k, v in params.items()}
             | {"requeued": requeued},
+            actor=actor,
         )
     return ReplayResult(int(requeued), int(skipped))
 
