@@ -109,6 +109,7 @@ def test_replay_a_dead_letter_and_see_it_delivered(
     expect(page.locator("[data-test=dead-letters] tbody tr")).to_have_count(3)
     page.goto(f"/console/companies/{company}/adapters/webhook")
     expect(page.locator(".facts")).to_contain_text("delivered")
+    shot(page, "adapter")
 
 
 def test_revoke_a_key_and_the_next_call_is_refused(
