@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.output import Json, print_json
+from cli.registry import fail
 
 console = Console(stderr=True)
 out = Console()
@@ -26,8 +27,7 @@ def query(
     try:
         columns, rows = query_exports(Path(get_settings().exports_dir), sql)
     except Exception as exc:  # DuckDB's errors are the user's SQL errors
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
+        raise fail(exc) from None
     if as_json:
         print_json([dict(zip(columns, row, strict=True)) for row in rows])
         return

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.output import Json, print_json
+from cli.registry import fail
 from partner_signals.settings import get_settings
 
 deliveries_app = typer.Typer(help="Pushes to partners: run, replay, status.", no_args_is_help=True)
@@ -21,8 +22,7 @@ out = Console()
 
 
 def _fail(message: str) -> typer.Exit:
-    console.print(f"[red]error:[/red] {message}")
-    return typer.Exit(1)
+    return fail(message)
 
 
 def _when(value: str | None, name: str) -> datetime | None:

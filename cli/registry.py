@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from cli.options import adapter_settings, with_adapter_options
 from partner_signals.adapters import ADAPTERS
@@ -24,8 +25,12 @@ console = Console(stderr=True)
 out = Console()
 
 
-def fail(message: str, code: int = 1) -> typer.Exit:
-    console.print(f"[red]error:[/red] {message}")
+def fail(message: object, code: int = 1) -> typer.Exit:
+    """One line on standard error, `error: ...`, whatever the message holds (line breaks
+    folded, brackets printed as they are, never wrapped), and the exit to raise."""
+    console.print(
+        Text.assemble(("error:", "red"), " ", " ".join(str(message).split())), soft_wrap=True
+    )
     return typer.Exit(code)
 
 

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.output import Json, print_json
+from cli.registry import fail
 
 console = Console(stderr=True)
 out = Console()
@@ -28,11 +29,10 @@ def unmapped_command(
     with get_engine().connect() as conn:
         names = read_unmapped(conn, company_id=company)
     if names is None:
-        console.print(
-            "[red]error:[/red] marts.unmapped_events is not built yet: run "
+        raise fail(
+            "marts.unmapped_events is not built yet: run "
             "`partner-signals materialize` (or `serve`) first"
         )
-        raise typer.Exit(1)
     if as_json:
         print_json(names)
         return

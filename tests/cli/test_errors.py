@@ -169,3 +169,14 @@ def test_serve_refuses_one_port_for_two_services(env: dict[str, str]) -> None:
     result = run(["serve", *serve_ports(api=api, admin=api + 1)], env)
     line = one_error_line(result)
     assert str(api + 1) in line and "admin API" in line and "deliveries metrics" in line
+
+
+def test_a_long_refusal_with_brackets_and_line_breaks_stays_one_line(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    # DuckDB's error spans lines and quotes the SQL; the name in brackets is not markup.
+    sql = "select [kept_as_written] from " + "a_table_that_does_not_exist_" * 4
+    result = run(["query", sql], {**env, "PARTNER_SIGNALS_EXPORTS_DIR": str(tmp_path)})
+    line = one_error_line(result)
+    assert len(line) > 100  # longer than a terminal's 80 columns, not wrapped
+    assert "[kept_as_written]" in line, line
