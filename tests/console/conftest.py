@@ -25,8 +25,11 @@ SHOTS = Path(__file__).resolve().parents[2] / ".data" / "screenshots" / "console
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """One chromium per test module, closed with it: Playwright's sync API keeps an event
+    loop running on this thread while it is open, and the tests of other modules that this
+    worker runs next call asyncio.run()."""
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
         try:
