@@ -180,6 +180,9 @@ class Adapter:
     # CLI's `integrations enable` options and `integrations adapters` come from these.
     config_model: ClassVar[type[AdapterConfig]] = AdapterConfig
     secrets_model: ClassVar[type[AdapterSecrets]] = AdapterSecrets
+    # Whose fault a 401/403 is when it gives up: the partner's (its endpoint refused the
+    # credentials it gave us), or `credentials` (ours, as for a delivery platform's API).
+    credentials_fault: ClassVar[str] = "partner"
 
     # -- subscriptions -------------------------------------------------------------------
 

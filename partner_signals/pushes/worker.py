@@ -21,6 +21,7 @@ import httpx
 import sqlalchemy as sa
 
 from partner_signals.adapters import ADAPTERS, Target
+from partner_signals.platforms.adapter import PLATFORM_ADAPTERS
 from partner_signals.pushes import metrics
 from partner_signals.pushes.endpoints import Endpoint, Endpoints
 from partner_signals.pushes.policy import (
@@ -198,7 +199,7 @@ class DeliveryRun:
             verdict, due = held
             outcome: Outcome = "gone" if verdict.kind == "gone" else "deferred"
             return self._result(item, now, None, None, outcome, verdict, next_at=due)
-        adapter = ADAPTERS.get(item.adapter)
+        adapter = ADAPTERS.get(item.adapter) or PLATFORM_ADAPTERS.get(item.adapter)
         if not isinstance(target, Target) or adapter is None:
             why = target if isinstance(target, str) else "integration or adapter not found"
             return self._result(item, now, None, None, "failed", Verdict("failed", "ours", why))
@@ -214,6 +215,8 @@ class DeliveryRun:
                 )
             code = answer.status_code
             verdict = judge_status(code)
+            if code in (401, 403):
+                verdict = Verdict(verdict.kind, adapter.credentials_fault, verdict.reason)  # type: ignore[arg-type]
             retry_after = answer.retry_after
             if verdict.kind != "delivered":
                 detail = answer.text
@@ -365,6 +368,12 @@ class DeliveryRun:
                         if full and self.inflight:
                             # Only full endpoints have more; wait for room, then look again.
                             await self._one_finished()
+                            continue
+                        if self.inflight:
+                            # A sequence's next message (a platform order's next status)
+                            # waits for these to be delivered: finish, write, look again.
+                            await asyncio.gather(*self.inflight)
+                            await self.flush()
                             continue
                         break
                     with contextlib.suppress(TimeoutError):

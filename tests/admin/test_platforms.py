@@ -1,0 +1,455 @@
+"""Two-way delivery platforms over real HTTP: a platform's webhook and the POS's events land
+through a real ingest; the platforms step fills external orders and queues status calls; the
+real push worker sends them to a local server standing in for the platform's API (which
+records what it gets and answers as the platform does: tokens, 401s, 503s, 429s); the
+admin API, the partner API and the CLI read the orders and the sync log."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from partner_signals.control import inbound, keys, platforms
+from partner_signals.control.actor import Actor
+from partner_signals.platforms.sync import sync_until_done
+from partner_signals.providers import PROVIDERS
+from partner_signals.pushes.worker import RunSummary, WorkerOptions, deliver_due_sync
+from partner_signals.settings import Settings
+from tests.admin.conftest import Tokens, bearer
+from tests.pushes.conftest import Clock, Partner, Received, Reply
+
+runner = CliRunner()
+WEBHOOK_SECRET = "talabat-signing-secret-0f9e8d7c"
+CLIENT_ID = "talabat-client-7a6b5c4d"
+CLIENT_SECRET = "talabat-client-secret-3e2f1a0b9c8d"
+API_KEY = "careem-api-key-5d4c3b2a1f0e"
+
+
+class PlatformApi(Partner):
+    """A platform's API on 127.0.0.1: the pushes' partner server, taking PUT and PATCH too."""
+
+    def start(self) -> PlatformApi:
+        super().start()
+        assert self.server is not None
+        handler = self.server.RequestHandlerClass
+        handler.do_PUT = handler.do_PATCH = handler.do_POST  # type: ignore[attr-defined]
+        return self
+
+
+@pytest.fixture
+def platform_api() -> Iterator[Callable[..., Partner]]:
+    started: list[Partner] = []
+
+    def make(respond: Callable[[Received], Reply] | None = None) -> Partner:
+        partner = PlatformApi(respond=respond or talabat_answers()).start()
+        started.append(partner)
+        return partner
+
+    yield make
+    for partner in started:
+        partner.stop()
+
+
+def talabat_answers(
+    *, status_code: Callable[[Received], int] = lambda r: 200
+) -> Callable[[Received], Reply]:
+    """Talabat as it answers: a bearer token from /v2/login for the right client, then the
+    status call (whose answer `status_code` decides)."""
+
+    def respond(r: Received) -> Reply:
+        if r.path == "/v2/login":
+            expected = httpx.BasicAuth(CLIENT_ID, CLIENT_SECRET)._auth_header
+            if r.headers.get("authorization") != expected:
+                return 401, {}, b'{"error": "invalid_client"}'
+            token = orjson.dumps({"access_token": "tok-1", "expires_in": 3600})
+            return 200, {"content-type": "application/json"}, token
+        if r.headers.get("authorization") != "Bearer tok-1":
+            return 401, {}, b'{"message": "Unauthorized"}'
+        code = status_code(r)
+        headers = {"retry-after": "1"} if code == 429 else {}
+        return code, headers, b"{}" if code < 300 else b'{"message": "unavailable"}'
+
+    return respond
+
+
+@dataclass
+class Setup:
+    company: str
+    restaurant: str
+    ingest: httpx.Client
+    pos_key: str
+    api: Partner
+
+
+def _company(engine: sa.Engine, settings: Settings, tokens: Tokens) -> tuple[str, str]:
+    with engine.begin() as conn:
+        inbound.enable(
+            conn,
+            Actor.cli(),
+            tokens.company_id,
+            "talabat",
+            key=settings.master_key(),
+            secret=WEBHOOK_SECRET,
+        )
+        _, pos_key = keys.create_ingest_key(conn, Actor.cli(), tokens.company_id)
+    return tokens.company_id, pos_key
+
+
+@pytest.fixture
+def setup(
+    engine: sa.Engine,
+    settings: Settings,
+    tokens: Tokens,
+    ingest_url: str,
+    platform_api: Callable[..., Partner],
+) -> Iterator[Setup]:
+    company, pos_key = _company(engine, settings, tokens)
+    api = platform_api()
+    with engine.begin() as conn:
+        platforms.connect(
+            conn,
+            Actor.cli(),
+            company,
+            "talabat",
+            key=settings.master_key(),
+            client_id=CLIENT_ID,
+            client_secret=CLIENT_SECRET,
+            api_base_url=api.url,
+        )
+    with httpx.Client(base_url=ingest_url, timeout=10) as ingest:
+        yield Setup(company, tokens.restaurant_id, ingest, pos_key, api)
+
+
+def talabat_webhook(s: Setup, order: str, event_type: str = "order_created") -> None:
+    body = orjson.dumps(
+        {
+            "eventId": uuid.uuid4().hex,
+            "eventType": event_type,
+            "timestamp": datetime.now(UTC).isoformat(),
+            "order": {
+                "code": order,
+                "vendorCode": s.restaurant,
+                "status": event_type.removeprefix("order_").upper(),
+                "price": {"grandTotal": 42.5, "currency": "AED"},
+            },
+        }
+    )
+    headers = PROVIDERS["talabat"].sign(body, WEBHOOK_SECRET, time.time())
+    answer = s.ingest.post(
+        f"/webhooks/talabat/{s.company}",
+        content=body,
+        headers={**headers, "content-type": "application/json"},
+    )
+    assert answer.status_code == 200, answer.text
+
+
+def pos(s: Setup, kind: str, order: str, **data: Any) -> None:
+    event = {
+        "event_id": uuid.uuid4().hex,
+        "type": kind,
+        "occurred_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "restaurant_id": s.restaurant,
+        "order_id": order,
+        "data": data,
+    }
+    answer = s.ingest.post("/events", json=event, headers={"authorization": f"Bearer {s.pos_key}"})
+    assert answer.status_code in (200, 202), answer.text
+
+
+def linked_order(s: Setup, pos_order: str, platform_order: str) -> None:
+    pos(
+        s,
+        "order.created",
+        pos_order,
+        channel="delivery",
+        platform="talabat",
+        platform_order_id=platform_order,
+    )
+
+
+def deliver(engine: sa.Engine, settings: Settings, clock: Clock, company: str) -> RunSummary:
+    return deliver_due_sync(
+        engine,
+        key=settings.master_key(),
+        clock=clock,
+        company_id=company,
+        options=WorkerOptions(min_retry_seconds=0.0),
+    )
+
+
+def status_calls(api: Partner) -> list[tuple[str, str, str]]:
+    """(path, status, idempotency key) of each status call the platform got."""
+    return [
+        (r.path, orjson.loads(r.body)["status"], r.headers["idempotency-key"])
+        for r in api.received
+        if r.path.startswith("/v2/order/status/")
+    ]
+
+
+def test_an_order_from_talabat_accepted_on_the_pos_sends_talabat_its_status_once(
+    engine: sa.Engine, settings: Settings, setup: Setup
+) -> None:
+    s = setup
+    talabat_webhook(s, "tb-1001")
+    sync_until_done(engine)
+    with engine.connect() as conn:
+        order = platforms.find_external_order(conn, s.company, "talabat", "tb-1001")
+    assert order is not None
+    assert (order.status, order.platform_status, order.pos_order_id) == (
+        "received",
+        "order_created",
+        None,
+    )
+    assert order.raw["order"]["code"] == "tb-1001"
+    assert order.restaurant_id == s.restaurant
+
+    linked_order(s, "pos-1", "tb-1001")
+    sync_until_done(engine)
+    sync_until_done(engine)  # a second pass over the same events queues nothing new
+    summary = deliver(engine, settings, Clock(), s.company)
+    assert summary.delivered == 1, summary.line()
+    # Once more: nothing is due, nothing is sent again.
+    sync_until_done(engine)
+    assert deliver(engine, settings, Clock(), s.company).claimed == 0
+
+    calls = status_calls(s.api)
+    assert [(p, st) for p, st, _ in calls] == [("/v2/order/status/tb-1001", "order_accepted")]
+    call = next(r for r in s.api.received if r.path.startswith("/v2/order/status/"))
+    assert call.method == "POST"
+    assert call.headers["authorization"] == "Bearer tok-1"
+    assert orjson.loads(call.body)["acceptanceTime"]
+    with engine.connect() as conn:
+        order = platforms.find_external_order(conn, s.company, "talabat", "tb-1001")
+    assert order is not None
+    assert (order.status, order.pos_order_id, order.synced_status) == (
+        "accepted",
+        "pos-1",
+        "accepted",
+    )
+    assert order.synced_at is not None and order.calls_pending == 0
+
+
+def test_the_kitchen_moves_the_order_and_each_status_goes_once_in_order(
+    engine: sa.Engine, settings: Settings, setup: Setup
+) -> None:
+    s = setup
+    talabat_webhook(s, "tb-2002")
+    linked_order(s, "pos-2", "tb-2002")
+    for line in ("l1", "l2"):
+        pos(s, "order.item_added", "pos-2", line_id=line, item_id="burger")
+    pos(s, "order.item_fired", "pos-2", line_id="l1", item_id="burger")
+    pos(s, "order.item_fired", "pos-2", line_id="l2", item_id="burger")
+    pos(s, "order.item_ready", "pos-2", line_id="l1", item_id="burger")
+    sync_until_done(engine)
+    with engine.connect() as conn:
+        order = platforms.find_external_order(conn, s.company, "talabat", "tb-2002")
+    # Talabat takes no `preparing` call; one line of two is not `ready`.
+    assert order is not None and order.status == "preparing"
+    pos(s, "order.item_ready", "pos-2", line_id="l2", item_id="burger")
+    sync_until_done(engine)
+    talabat_webhook(s, "tb-2002", "order_picked_up")
+    sync_until_done(engine)
+    deliver(engine, settings, Clock(), s.company)
+    assert [st for _, st, _ in status_calls(s.api)] == ["order_accepted", "order_prepared"]
+    with engine.connect() as conn:
+        order = platforms.find_external_order(conn, s.company, "talabat", "tb-2002")
+    assert order is not None
+    assert (order.status, order.platform_status, order.synced_status) == (
+        "picked_up",
+        "order_picked_up",
+        "ready",
+    )
+
+
+def test_an_outage_is_retried_then_drained_in_order(
+    engine: sa.Engine, settings: Settings, setup: Setup
+) -> None:
+    s = setup
+    down = {"on": True}
+    s.api.respond = talabat_answers(status_code=lambda r: 503 if down["on"] else 200)
+    linked_order(s, "pos-3", "tb-3003")
+    pos(s, "order.item_ready", "pos-3", line_id="l1", item_id="fries")
+    pos(s, "order.cancelled", "pos-3", reason="out of stock")
+    sync_until_done(engine)
+    clock = Clock()
+    first = deliver(engine, settings, clock, s.company)
+    # Only the first of the order's calls was tried: the others wait behind it.
+    assert (first.claimed, first.retried) == (1, 1), first.line()
+    clock.advance(60)
+    assert deliver(engine, settings, clock, s.company).retried == 1
+    down["on"] = False
+    clock.advance(600)
+    drained = deliver(engine, settings, clock, s.company)
+    assert drained.delivered == 3, drained.line()
+    statuses = [st for _, st, _ in status_calls(s.api)]
+    assert statuses == [
+        *["order_accepted"] * 3,  # down, down, then up
+        "order_prepared",
+        "order_cancelled",
+    ]
+    cancel = [r for r in s.api.received if r.path.startswith("/v2/order/status/")][-1]
+    assert orjson.loads(cancel.body)["reason"] == "out of stock"
+    # Every retry of one status carries one idempotency key.
+    keys_sent = [k for _, st, k in status_calls(s.api) if st == "order_accepted"]
+    assert len(set(keys_sent)) == 1
+    sync_until_done(engine)
+    with engine.connect() as conn:
+        outbound = conn.execute(
+            sa.text(
+                "select status, records_processed, errors from ops.sync_log "
+                "where company_id = :c and direction = 'outbound' order by sync_id"
+            ),
+            {"c": s.company},
+        ).all()
+    assert outbound, "the status calls' attempts are in the sync log"
+    assert sum(r.records_processed for r in outbound) == 5
+    assert any(
+        r.status == "failed" and "HTTP 503" in orjson.dumps(r.errors).decode() for r in outbound
+    )
+
+
+def test_a_rate_limit_is_waited_out(engine: sa.Engine, settings: Settings, setup: Setup) -> None:
+    s = setup
+    limited = {"n": 1}
+
+    def code(r: Received) -> int:
+        if limited["n"]:
+            limited["n"] -= 1
+            return 429
+        return 200
+
+    s.api.respond = talabat_answers(status_code=code)
+    linked_order(s, "pos-4", "tb-4004")
+    sync_until_done(engine)
+    clock = Clock()
+    assert deliver(engine, settings, clock, s.company).retried == 1
+    clock.advance(2)  # Retry-After: 1
+    assert deliver(engine, settings, clock, s.company).delivered == 1
+
+
+def test_a_401_from_the_platform_is_dead_lettered_as_a_credentials_fault(
+    engine: sa.Engine, settings: Settings, setup: Setup, admin: httpx.Client, tokens: Tokens
+) -> None:
+    s = setup
+    with engine.begin() as conn:
+        platforms.connect(
+            conn,
+            Actor.cli(),
+            s.company,
+            "talabat",
+            key=settings.master_key(),
+            client_id=CLIENT_ID,
+            client_secret="a-wrong-client-secret",
+        )
+    linked_order(s, "pos-5", "tb-5005")
+    pos(s, "order.item_ready", "pos-5", line_id="l1", item_id="shawarma")
+    sync_until_done(engine)
+    summary = deliver(engine, settings, Clock(), s.company)
+    assert (summary.claimed, summary.dead) == (1, 1), summary.line()
+    answer = admin.get(
+        f"/admin/v1/companies/{s.company}/dead-letters", headers=bearer(tokens.viewer)
+    )
+    assert answer.status_code == 200, answer.text
+    (letter,) = [d for d in answer.json()["items"] if d["adapter"] == "talabat-api"]
+    assert letter["fault"] == "credentials"
+    assert "401" in letter["reason"]
+    assert "a-wrong-client-secret" not in answer.text
+    # The `ready` waits behind the dead `accepted`: never sent before it.
+    assert status_calls(s.api) == []
+    with engine.connect() as conn:
+        order = platforms.find_external_order(conn, s.company, "talabat", "tb-5005")
+    assert order is not None and (order.calls_dead, order.calls_pending) == (1, 1)
+    # Fixed credentials, then a replay: both go, in order.
+    with engine.begin() as conn:
+        platforms.connect(
+            conn,
+            Actor.cli(),
+            s.company,
+            "talabat",
+            key=settings.master_key(),
+            client_id=CLIENT_ID,
+            client_secret=CLIENT_SECRET,
+        )
+    replay = admin.post(
+        f"/admin/v1/companies/{s.company}/dead-letters/{letter['dead_letter_id']}/replay",
+        headers=bearer(tokens.operator),
+    )
+    assert replay.status_code == 200, replay.text
+    assert deliver(engine, settings, Clock(), s.company).delivered == 2
+    assert [st for _, st, _ in status_calls(s.api)] == ["order_accepted", "order_prepared"]
+
+
+def test_an_api_key_platform_and_a_rejected_order(
+    engine: sa.Engine,
+    settings: Settings,
+    tokens: Tokens,
+    ingest_url: str,
+    platform_api: Callable[..., Partner],
+) -> None:
+    company, pos_key = _company(engine, settings, tokens)
+    api = platform_api(lambda r: (200, {}, b"{}"))
+    with engine.begin() as conn:
+        platforms.connect(
+            conn,
+            Actor.cli(),
+            company,
+            "careem",
+            key=settings.master_key(),
+            api_key=API_KEY,
+            api_base_url=api.url,
+        )
+    with httpx.Client(base_url=ingest_url, timeout=10) as ingest:
+        s = Setup(company, tokens.restaurant_id, ingest, pos_key, api)
+        pos(
+            s,
+            "order.created",
+            "pos-6",
+            channel="delivery",
+            platform="careem",
+            platform_order_id="cr-6",
+        )
+        pos(s, "order.rejected", "pos-6", reason="kitchen closed")
+        sync_until_done(engine)
+    deliver(engine, settings, Clock(), company)
+    sent = [
+        (r.method, r.path, orjson.loads(r.body), r.headers["authorization"]) for r in api.received
+    ]
+    assert sent == [
+        ("PUT", "/v1/orders/cr-6/status", {"status": "accepted"}, f"Bearer {API_KEY}"),
+        (
+            "PUT",
+            "/v1/orders/cr-6/status",
+            {"status": "rejected", "reason": "kitchen closed"},
+            f"Bearer {API_KEY}",
+        ),
+    ]
+    with engine.connect() as conn:
+        order = platforms.find_external_order(conn, company, "careem", "cr-6")
+    assert order is not None and order.status == "rejected"
+
+
+def test_no_call_without_a_connected_platform_api(
+    engine: sa.Engine, settings: Settings, tokens: Tokens, ingest_url: str
+) -> None:
+    company, pos_key = _company(engine, settings, tokens)
+    with httpx.Client(base_url=ingest_url, timeout=10) as ingest:
+        s = Setup(company, tokens.restaurant_id, ingest, pos_key, Partner())
+        linked_order(s, "pos-7", "tb-7007")
+        sync_until_done(engine)
+    with engine.connect() as conn:
+        order = platforms.find_external_order(conn, company, "talabat", "tb-7007")
+        queued = conn.execute(
+            sa.text("select count(*) from ops.outbox where company_id = :c"), {"c": company}
+        ).scalar_one()
+    assert order is not None and order.status == "accepted"
+    assert queued == 0
