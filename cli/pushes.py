@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
+import time
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -17,6 +19,8 @@ from partner_signals.settings import get_settings
 deliveries_app = typer.Typer(help="Pushes to partners: run, replay, status.", no_args_is_help=True)
 console = Console(stderr=True)
 out = Console()
+# How often the deliveries daemon runs the platforms step (seconds).
+PLATFORMS_EVERY = 2.0
 
 
 def _fail(message: str) -> typer.Exit:
@@ -74,10 +78,14 @@ def run(
             )
         )
         try:
+            nudged = 0.0
             while not task.done():
-                if nudges:
+                if nudges and time.monotonic() - nudged >= 60:
+                    nudged = time.monotonic()
                     await asyncio.to_thread(_nudge, engine)
-                await asyncio.wait([task], timeout=60)
+                # Platform orders move fast: their status calls are queued every few seconds.
+                await asyncio.to_thread(_platforms, engine)
+                await asyncio.wait([task], timeout=PLATFORMS_EVERY)
         finally:
             stop.set()
             summary = await task
@@ -97,6 +105,9 @@ def run(
             queued = enqueue_unpaid_bill_nudges(conn, now=datetime.now(UTC))
         if queued:
             out.print(f"{queued} unpaid-bill nudges queued")
+    platforms = _platforms(engine)
+    if platforms.calls_queued:
+        out.print(f"{platforms.calls_queued} platform status calls queued")
     summary = run_loop(
         deliver_due(
             engine, key=settings.master_key(), limit=limit, company_id=company, options=options
@@ -105,6 +116,17 @@ def run(
     out.print(summary.line())
     for adapter, counts in sorted(summary.by_adapter.items()):
         out.print(f"  {adapter}: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+
+
+def _platforms(engine: Any) -> Any:
+    """The platforms step (partner_signals.platforms.sync): logged, never fatal here."""
+    from partner_signals.platforms.sync import SyncPass, sync_until_done
+
+    try:
+        return sync_until_done(engine)
+    except Exception:
+        logging.getLogger(__name__).exception("the platforms step failed; trying again")
+        return SyncPass()
 
 
 def _nudge(engine: Any) -> None:

@@ -272,7 +272,8 @@ class ExternalOrder:
     raw: dict[str, Any]
     received_at: datetime
     updated_at: datetime
-    synced_at: datetime | None  # the last status call the platform acknowledged
+    synced_at: datetime | None  # the last status call the platform acknowledged (as of
+    # the platforms step's last pass)
     synced_status: str | None
     calls_pending: int
     calls_dead: int
@@ -281,14 +282,11 @@ class ExternalOrder:
 ORDER_SQL = """
 select e.company_id, e.platform, e.external_order_id, e.restaurant_id, e.pos_order_id,
     e.status, e.platform_status, e.raw, e.received_at, e.updated_at,
-    s.synced_at, s.synced_status, coalesce(s.pending, 0) as calls_pending,
+    e.synced_at, e.synced_status, coalesce(s.pending, 0) as calls_pending,
     coalesce(s.dead, 0) as calls_dead
 from ops.external_orders e
 left join lateral (
-    select max(o.delivered_at) as synced_at,
-        (array_agg(o.payload ->> 'status' order by o.delivered_at desc)
-            filter (where o.status = 'delivered'))[1] as synced_status,
-        count(*) filter (where o.status = 'pending') as pending,
+    select count(*) filter (where o.status = 'pending') as pending,
         count(*) filter (where o.status = 'dead') as dead
     from ops.outbox o
     where o.sequence_key = e.company_id || ':' || e.platform || ':' || e.external_order_id

@@ -92,15 +92,24 @@ def _position(conn: sa.Connection, name: str) -> int:
     return int(found) if found is not None else 0
 
 
-def _save(conn: sa.Connection, name: str, last_id: int) -> None:
+def _save(conn: sa.Connection, name: str, last_id: int, read_id: int = 0) -> None:
     conn.execute(
         sa.text(
-            "insert into ops.platform_sync_positions (raw_table, last_id) values (:t, :i) "
-            "on conflict (raw_table) do update set last_id = greatest("
-            "ops.platform_sync_positions.last_id, excluded.last_id)"
+            "insert into ops.platform_sync_positions as p (raw_table, last_id, read_id) "
+            "values (:t, :i, greatest(:i, :r)) "
+            "on conflict (raw_table) do update set last_id = greatest(p.last_id, excluded.last_id), "
+            "read_id = greatest(p.read_id, excluded.read_id)"
         ),
-        {"t": name, "i": last_id},
+        {"t": name, "i": last_id, "r": read_id},
     )
+
+
+def _read_up_to(conn: sa.Connection, name: str) -> int:
+    found = conn.execute(
+        sa.text("select read_id from ops.platform_sync_positions where raw_table = :t"),
+        {"t": name},
+    ).scalar()
+    return int(found or 0)
 
 
 def _window(conn: sa.Connection, table: str, last: int, limit: int) -> tuple[int, int, bool]:
@@ -168,10 +177,12 @@ def _inbound(conn: sa.Connection, done: SyncPass, started: datetime) -> None:
     ).all()
     upserts: list[dict[str, Any]] = []
     per_window: dict[tuple[str, str], list[Any]] = defaultdict(lambda: [0, []])
+    # Rows read by an earlier pass (newer than SAFETY then) are applied again, not logged.
+    seen = _read_up_to(conn, "webhook_events")
     for r in rows:
         src = platforms[r.source]
         assert src.delivery is not None
-        window = per_window[(r.company_id, r.source)]
+        window = per_window[(r.company_id, r.source)] if r.id > seen else [0, []]
         window[0] += 1
         try:
             payload = orjson.loads(r.body)
@@ -230,7 +241,7 @@ def _inbound(conn: sa.Connection, done: SyncPass, started: datetime) -> None:
             errors=errors,
         )
         done.errors += errors
-    _save(conn, "webhook_events", safe)
+    _save(conn, "webhook_events", safe, upto)
 
 
 @dataclass
@@ -488,6 +499,30 @@ def _attempts(conn: sa.Connection, done: SyncPass) -> None:
         ),
         {"last": int(last), "names": names},
     ).all()
+    # What the platform acknowledged: each order's latest delivered status call.
+    conn.execute(
+        sa.text(
+            """
+            update ops.external_orders e set synced_at = d.at, synced_status = d.status
+            from (
+                select distinct on (o.company_id, platform, external_order_id)
+                    o.company_id, a.at,
+                    o.payload ->> 'platform' as platform,
+                    o.payload ->> 'external_order_id' as external_order_id,
+                    o.payload ->> 'status' as status
+                from ops.delivery_attempts a join ops.outbox o using (delivery_id)
+                where a.attempt_id > :last and a.adapter = any(:names)
+                    and a.outcome = 'delivered'
+                order by o.company_id, platform, external_order_id, a.at desc,
+                    o.delivery_id desc
+            ) d
+            where e.company_id = d.company_id and e.platform = d.platform
+                and e.external_order_id = d.external_order_id
+                and (e.synced_at is null or d.at >= e.synced_at)
+            """
+        ),
+        {"last": int(last), "names": names},
+    )
     newest: int = conn.execute(
         sa.text("select coalesce(max(attempt_id), :last) from ops.delivery_attempts"),
         {"last": int(last)},

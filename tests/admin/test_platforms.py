@@ -19,13 +19,15 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
+from cli.main import app
 from partner_signals.control import inbound, keys, platforms
 from partner_signals.control.actor import Actor
 from partner_signals.platforms.sync import sync_until_done
+from partner_signals.processes import child_env, free_port, start, stop, uvicorn_cmd, wait_ready
 from partner_signals.providers import PROVIDERS
 from partner_signals.pushes.worker import RunSummary, WorkerOptions, deliver_due_sync
 from partner_signals.settings import Settings
-from tests.admin.conftest import Tokens, bearer
+from tests.admin.conftest import Tokens, assert_problem, bearer
 from tests.pushes.conftest import Clock, Partner, Received, Reply
 
 runner = CliRunner()
@@ -261,6 +263,7 @@ def test_the_kitchen_moves_the_order_and_each_status_goes_once_in_order(
     sync_until_done(engine)
     deliver(engine, settings, Clock(), s.company)
     assert [st for _, st, _ in status_calls(s.api)] == ["order_accepted", "order_prepared"]
+    sync_until_done(engine)  # the step notes what the platform acknowledged
     with engine.connect() as conn:
         order = platforms.find_external_order(conn, s.company, "talabat", "tb-2002")
     assert order is not None
@@ -453,3 +456,288 @@ def test_no_call_without_a_connected_platform_api(
         ).scalar_one()
     assert order is not None and order.status == "accepted"
     assert queued == 0
+
+
+@pytest.fixture(scope="module")
+def partner_api_url(settings: Settings) -> Iterator[str]:
+    """`uvicorn api.app:app`, the partner API, over the same database."""
+    port = free_port()
+    proc = start(
+        uvicorn_cmd("api.app:app", host="127.0.0.1", port=port, workers=1), child_env(settings)
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(f"{url}/readyz", proc)
+        yield url
+    finally:
+        stop(proc)
+
+
+def test_external_orders_through_the_admin_api_filters_cursor_roles(
+    engine: sa.Engine, setup: Setup, admin: httpx.Client, tokens: Tokens
+) -> None:
+    s = setup
+    for n in range(3):
+        talabat_webhook(s, f"tb-80{n}")
+    linked_order(s, "pos-80", "tb-800")
+    sync_until_done(engine)
+    base = f"/admin/v1/companies/{s.company}/external-orders"
+    first = admin.get(base, params={"limit": 2}, headers=bearer(tokens.company_viewer))
+    assert first.status_code == 200, first.text
+    page = first.json()
+    assert len(page["items"]) == 2 and page["next_cursor"]
+    second = admin.get(
+        base, params={"limit": 2, "cursor": page["next_cursor"]}, headers=bearer(tokens.viewer)
+    ).json()
+    seen = [o["external_order_id"] for o in page["items"] + second["items"]]
+    assert sorted(seen) == ["tb-800", "tb-801", "tb-802"] and second["next_cursor"] is None
+    accepted = admin.get(base, params={"status": "accepted"}, headers=bearer(tokens.viewer)).json()[
+        "items"
+    ]
+    assert [(o["external_order_id"], o["pos_order_id"]) for o in accepted] == [("tb-800", "pos-80")]
+    one = admin.get(f"{base}/talabat/tb-801", headers=bearer(tokens.viewer))
+    assert one.status_code == 200 and one.json()["raw"]["order"]["code"] == "tb-801"
+    assert_problem(
+        admin.get(f"{base}/talabat/nope", headers=bearer(tokens.viewer)), 404, "not_found"
+    )
+    assert_problem(
+        admin.get(base, params={"status": "eaten"}, headers=bearer(tokens.viewer)),
+        422,
+        "validation_failed",
+    )
+    assert_problem(
+        admin.get(base, params={"cursor": "garbage"}, headers=bearer(tokens.viewer)),
+        422,
+        "validation_failed",
+    )
+    other = f"/admin/v1/companies/{tokens.other_company_id}/external-orders"
+    assert admin.get(other, headers=bearer(tokens.company_viewer)).status_code in (403, 404)
+    assert_problem(admin.get(base), 401, "unauthenticated")
+
+
+def test_external_orders_through_the_partner_api_need_read_orders(
+    engine: sa.Engine, setup: Setup, partner_api_url: str, tokens: Tokens
+) -> None:
+    s = setup
+    talabat_webhook(s, "tb-900")
+    linked_order(s, "pos-90", "tb-900")
+    sync_until_done(engine)
+    with engine.begin() as conn:
+        _, reader = keys.create_partner_key(conn, Actor.cli(), s.company, scopes=["read:orders"])
+        _, events_only = keys.create_partner_key(
+            conn, Actor.cli(), s.company, scopes=["read:events"]
+        )
+        _, elsewhere = keys.create_partner_key(
+            conn, Actor.cli(), tokens.other_company_id, scopes=["read:orders"]
+        )
+    with httpx.Client(base_url=partner_api_url, timeout=10) as api:
+        listed = api.get("/v1/external-orders", headers=bearer(reader))
+        assert listed.status_code == 200, listed.text
+        (order,) = listed.json()["orders"]
+        assert (order["external_order_id"], order["pos_order_id"], order["status"]) == (
+            "tb-900",
+            "pos-90",
+            "accepted",
+        )
+        assert "raw" not in order  # the platform's body carries the guest's details
+        one = api.get("/v1/external-orders/talabat/tb-900", headers=bearer(reader))
+        assert one.status_code == 200 and one.json()["platform_status"] == "order_created"
+        refused = api.get("/v1/external-orders", headers=bearer(events_only))
+        assert refused.status_code == 403 and refused.json()["code"] == "missing_scope"
+        foreign = api.get("/v1/external-orders/talabat/tb-900", headers=bearer(elsewhere))
+        assert foreign.status_code == 404
+        assert api.get("/v1/external-orders").status_code == 401
+
+
+def test_connect_through_the_admin_api_keeps_credentials_secret(
+    engine: sa.Engine,
+    settings: Settings,
+    admin: httpx.Client,
+    tokens: Tokens,
+    platform_api: Callable[..., Partner],
+) -> None:
+    base = f"/admin/v1/companies/{tokens.company_id}/platforms"
+    api = platform_api()
+    body = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "api_base_url": api.url}
+    assert_problem(
+        admin.post(f"{base}/talabat/connect", json=body, headers=bearer(tokens.viewer)),
+        403,
+        "forbidden",
+    )
+    assert_problem(
+        admin.post(f"{base}/uber/connect", json=body, headers=bearer(tokens.operator)),
+        404,
+        "not_found",
+    )
+    missing = admin.post(
+        f"{base}/talabat/connect", json={"client_id": CLIENT_ID}, headers=bearer(tokens.operator)
+    )
+    assert_problem(missing, 422, "validation_failed")
+    assert "client_secret" in missing.text
+    wrong_kind = admin.post(
+        f"{base}/careem/connect", json={"client_id": CLIENT_ID}, headers=bearer(tokens.operator)
+    )
+    assert_problem(wrong_kind, 422, "validation_failed")
+    done = admin.post(f"{base}/talabat/connect", json=body, headers=bearer(tokens.operator))
+    assert done.status_code == 200, done.text
+    assert done.json()["connected"] is True and done.json()["api_base_url"] == api.url
+    assert done.json()["statuses"] == ["accepted", "rejected", "ready", "cancelled"]
+    listed = admin.get(base, headers=bearer(tokens.viewer))
+    production = {p["name"]: p["api_base_url"] for p in listed.json()}
+    assert production["careem"] == "https://partners-api.careem.com"
+    trail = admin.get(
+        "/admin/v1/audit",
+        params={"company_id": tokens.company_id, "action": "platforms.connect"},
+        headers=bearer(tokens.admin),
+    )
+    assert trail.status_code == 200 and trail.json()["items"]
+    for text in (done.text, listed.text, trail.text):
+        assert CLIENT_SECRET not in text
+    with engine.connect() as conn:
+        sealed = conn.execute(
+            sa.text(
+                "select secret_ciphertext from ops.integrations where company_id = :c "
+                "and provider = 'talabat-api'"
+            ),
+            {"c": tokens.company_id},
+        ).scalar_one()
+    assert CLIENT_SECRET.encode() not in bytes(sealed)
+    off = admin.post(f"{base}/talabat/disconnect", headers=bearer(tokens.operator))
+    assert off.status_code == 200 and off.json()["connected"] is False
+
+
+def test_register_webhook_through_the_admin_api_and_the_cli(
+    engine: sa.Engine,
+    settings: Settings,
+    setup: Setup,
+    admin: httpx.Client,
+    tokens: Tokens,
+    cli_env: None,
+) -> None:
+    s = setup
+    path = f"/admin/v1/companies/{s.company}/integrations/talabat/register-webhook"
+    public = "https://ingest.example.test"
+    answer = admin.post(path, json={"public_url": public}, headers=bearer(tokens.operator))
+    assert answer.status_code == 200, answer.text
+    result = answer.json()
+    assert result["ok"] is True and result["response_code"] == 200
+    assert result["url"] == f"{public}/webhooks/talabat/{s.company}"
+    (registration,) = [r for r in s.api.received if r.path == "/v2/chains/webhooks"]
+    assert registration.method == "PUT"
+    assert orjson.loads(registration.body) == {"url": result["url"], "secret": WEBHOOK_SECRET}
+    assert registration.headers["authorization"] == "Bearer tok-1"
+    assert WEBHOOK_SECRET not in answer.text
+    assert_problem(
+        admin.post(path, json={"public_url": public}, headers=bearer(tokens.viewer)),
+        403,
+        "forbidden",
+    )
+    assert_problem(
+        admin.post(path, json={"public_url": "ftp://x"}, headers=bearer(tokens.operator)),
+        422,
+        "validation_failed",
+    )
+    # Deliverect has no registration call: refused as a conflict, nothing sent.
+    with engine.begin() as conn:
+        inbound.enable(
+            conn,
+            Actor.cli(),
+            s.company,
+            "deliverect",
+            key=settings.master_key(),
+            secret=WEBHOOK_SECRET,
+        )
+    assert_problem(
+        admin.post(
+            f"/admin/v1/companies/{s.company}/integrations/deliverect/register-webhook",
+            json={"public_url": public},
+            headers=bearer(tokens.operator),
+        ),
+        409,
+        "conflict",
+    )
+    # The platform refuses: recorded, audited, the CLI says so and exits 1.
+    s.api.respond = lambda r: (401, {}, b'{"error": "invalid_client"}')
+    refused = runner.invoke(
+        app,
+        [
+            "integrations",
+            "register-webhook",
+            "talabat",
+            "--company",
+            s.company,
+            "--public-url",
+            public,
+            "--json",
+        ],
+    )
+    assert refused.exit_code == 1, refused.output
+    assert "credentials refused (HTTP 401)" in refused.output
+    assert WEBHOOK_SECRET not in refused.output and CLIENT_SECRET not in refused.output
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "select ok, response_code from ops.webhook_registrations "
+                "where company_id = :c order by registration_id"
+            ),
+            {"c": s.company},
+        ).all()
+        trail = (
+            conn.execute(
+                sa.text(
+                    "select details::text from ops.audit_log where company_id = :c "
+                    "and action = 'integrations.register_webhook' order by audit_id"
+                ),
+                {"c": s.company},
+            )
+            .scalars()
+            .all()
+        )
+    assert [tuple(r) for r in rows] == [(True, 200), (False, 401)]
+    assert len(trail) == 2 and all(WEBHOOK_SECRET not in t for t in trail)
+
+
+def test_the_sync_log_through_the_admin_api_and_the_cli(
+    engine: sa.Engine,
+    settings: Settings,
+    setup: Setup,
+    admin: httpx.Client,
+    tokens: Tokens,
+    cli_env: None,
+) -> None:
+    s = setup
+    talabat_webhook(s, "tb-1200")
+    talabat_webhook(s, "tb-1201", "order_cancelled")
+    linked_order(s, "pos-120", "tb-1200")
+    sync_until_done(engine)
+    deliver(engine, settings, Clock(), s.company)
+    sync_until_done(engine)
+    answer = admin.get(
+        f"/admin/v1/companies/{s.company}/sync-log", headers=bearer(tokens.company_viewer)
+    )
+    assert answer.status_code == 200, answer.text
+    items = answer.json()["items"]
+    inbound_rows = [i for i in items if i["direction"] == "inbound"]
+    outbound_rows = [i for i in items if i["direction"] == "outbound"]
+    assert sum(i["records_processed"] for i in inbound_rows) == 2
+    assert all(i["platform"] == "talabat" and i["status"] == "completed" for i in items)
+    assert [i["records_processed"] for i in outbound_rows] == [1]
+    assert outbound_rows[0]["sync_type"] == "order_status"
+    only_out = admin.get(
+        f"/admin/v1/companies/{s.company}/sync-log",
+        params={"direction": "outbound"},
+        headers=bearer(tokens.viewer),
+    ).json()["items"]
+    assert [i["sync_id"] for i in only_out] == [i["sync_id"] for i in outbound_rows]
+    listed = runner.invoke(app, ["platforms", "sync-log", "--company", s.company, "--json"])
+    assert listed.exit_code == 0, listed.output
+    assert sorted(e["sync_id"] for e in orjson.loads(listed.output)) == sorted(
+        i["sync_id"] for i in items
+    )
+    orders = runner.invoke(
+        app, ["platforms", "orders", "--company", s.company, "--status", "cancelled", "--json"]
+    )
+    assert orders.exit_code == 0, orders.output
+    assert [o["external_order_id"] for o in orjson.loads(orders.output)] == ["tb-1201"]
+    bad = runner.invoke(app, ["platforms", "sync-log", "--company", s.company, "--direction", "up"])
+    assert bad.exit_code == 1 and bad.output.startswith("error: direction")

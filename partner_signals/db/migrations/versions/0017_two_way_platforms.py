@@ -10,7 +10,8 @@
   (401/403); fix them, then replay.
 - ops.sync_log: every inbound batch window and every outbound call run.
 - ops.webhook_registrations: each call to a platform's webhook registration endpoint.
-- ops.partner_keys may carry the scope read:orders.
+- ops.partner_keys may carry the scope read:orders; the partner API's role reads
+  ops.external_orders.
 
 Revision ID: 0017
 Revises: 0016
@@ -40,6 +41,9 @@ def upgrade() -> None:
             received_at timestamptz not null default now(),
             updated_at timestamptz not null default now(),
             last_event_at timestamptz,
+            -- The last status call the platform acknowledged (the platforms step writes it).
+            synced_at timestamptz,
+            synced_status text,
             -- What the POS said about the linked order: its lines, which of them are
             -- ready, whether any was fired (the `ready` call waits for the last line).
             pos_lines text[] not null default '{}',
@@ -49,8 +53,10 @@ def upgrade() -> None:
         );
         create index if not exists external_orders_pos_order
             on ops.external_orders (company_id, pos_order_id) where pos_order_id is not null;
-        create index if not exists external_orders_updated
-            on ops.external_orders (company_id, updated_at, platform, external_order_id);
+        create index if not exists external_orders_received
+            on ops.external_orders (company_id, received_at, platform, external_order_id);
+        -- The partner API reads it (scope read:orders), filtered by the key's company.
+        grant select on ops.external_orders to partner_signals_reader;
 
         alter table ops.outbox add column if not exists sequence_key text;
         create index if not exists outbox_sequence_idx on ops.outbox (sequence_key, delivery_id)
@@ -91,7 +97,9 @@ def upgrade() -> None:
         -- Where the platforms step has read raw events up to (raw ids, see platforms/sync.py).
         create table if not exists ops.platform_sync_positions (
             raw_table text primary key,
-            last_id bigint not null
+            last_id bigint not null,
+            -- The highest id read (rows between the two are read again, not logged again).
+            read_id bigint not null default 0
         );
 
         alter table ops.partner_keys drop constraint if exists partner_keys_scopes_check;
