@@ -741,3 +741,36 @@ def test_the_sync_log_through_the_admin_api_and_the_cli(
     assert [o["external_order_id"] for o in orjson.loads(orders.output)] == ["tb-1201"]
     bad = runner.invoke(app, ["platforms", "sync-log", "--company", s.company, "--direction", "up"])
     assert bad.exit_code == 1 and bad.output.startswith("error: direction")
+
+
+def test_connect_and_list_from_the_cli_reads_the_secret_from_stdin(
+    engine: sa.Engine, tokens: Tokens, cli_env: None
+) -> None:
+    company = tokens.company_id
+    done = runner.invoke(
+        app,
+        [
+            "platforms",
+            "connect",
+            "careem",
+            "--company",
+            company,
+            "--api-key",
+            "-",
+            "--api-base-url",
+            "http://127.0.0.1:9",
+        ],
+        input=API_KEY + "\n",
+    )
+    assert done.exit_code == 0, done.output
+    assert "http://127.0.0.1:9" in done.output and API_KEY not in done.output
+    listed = runner.invoke(app, ["platforms", "list", "--company", company, "--json"])
+    assert listed.exit_code == 0, listed.output
+    careem = next(p for p in orjson.loads(listed.output) if p["name"] == "careem")
+    assert careem["connected"] is True and API_KEY not in listed.output
+    short = runner.invoke(
+        app, ["platforms", "connect", "careem", "--company", company, "--api-key", "short"]
+    )
+    assert short.exit_code == 1 and short.output.startswith("error: api_key")
+    unknown = runner.invoke(app, ["platforms", "list", "--company", "no-such-company"])
+    assert unknown.exit_code == 1 and unknown.output.startswith("error:")
