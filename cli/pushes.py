@@ -144,16 +144,17 @@ def replay(
     since: Annotated[str | None, typer.Option(help="Dead-lettered at or after (ISO)")] = None,
     until: Annotated[str | None, typer.Option(help="Dead-lettered before (ISO)")] = None,
     fault: Annotated[
-        str | None, typer.Option(help="partner (their 4xx, gone, down) or ours")
+        str | None,
+        typer.Option(help="partner (their 4xx, gone, down), ours, or credentials (a platform's)"),
     ] = None,
 ) -> None:
     """Re-queue dead letters with a fresh retry schedule; `deliveries run` sends them."""
     from partner_signals.db import get_engine
     from partner_signals.pushes.replay import replay_dead_letters
 
-    if fault not in (None, "partner", "ours"):
-        raise _fail("--fault is partner or ours")
-    chosen: Literal["partner", "ours"] | None = fault  # type: ignore[assignment]
+    if fault not in (None, "partner", "ours", "credentials"):
+        raise _fail("--fault is partner, ours or credentials")
+    chosen: Literal["partner", "ours", "credentials"] | None = fault  # type: ignore[assignment]
     with get_engine().begin() as conn:
         result = replay_dead_letters(
             conn,
