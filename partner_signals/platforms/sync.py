@@ -29,6 +29,9 @@ from partner_signals.providers.base import MalformedEvent, locate, require_str
 log = logging.getLogger(__name__)
 
 SAFETY = timedelta(seconds=10)
+# A status older than this is not sent: the order is long gone (a first pass over the
+# history, a platform connected late); the external order's status still moves.
+MAX_CALL_AGE = timedelta(hours=2)
 BATCH = 20_000
 # The POS events that move a linked order, and the status each means.
 POS_TYPES = (
@@ -273,7 +276,7 @@ def ranked(old: str, new: str) -> str:
     return new if PROGRESS.index(new) >= PROGRESS.index(old) else old
 
 
-def _outbound(conn: sa.Connection, done: SyncPass) -> None:
+def _outbound(conn: sa.Connection, done: SyncPass, now: datetime) -> None:
     last = _position(conn, "order_events")
     upto, safe, more = _window(conn, "order_events", last, BATCH)
     done.more |= more
@@ -403,6 +406,8 @@ def _outbound(conn: sa.Connection, done: SyncPass) -> None:
                 for o in orders.values()
             ],
         )
+        for o in orders.values():
+            o.calls = [c for c in o.calls if datetime.fromisoformat(c[2]) >= now - MAX_CALL_AGE]
         done.calls_queued += _enqueue(conn, list(orders.values()))
     _save(conn, "order_events", safe)
 
@@ -595,7 +600,7 @@ def sync(engine: sa.Engine) -> SyncPass:
         conn.execute(sa.text("select pg_advisory_xact_lock(hashtext('partner_signals.platforms'))"))
         started: datetime = conn.execute(sa.text("select now()")).scalar_one()
         _inbound(conn, done, started)
-        _outbound(conn, done)
+        _outbound(conn, done, started)
         _attempts(conn, done)
     return done
 

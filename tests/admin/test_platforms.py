@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -155,11 +155,11 @@ def talabat_webhook(s: Setup, order: str, event_type: str = "order_created") -> 
     assert answer.status_code == 200, answer.text
 
 
-def pos(s: Setup, kind: str, order: str, **data: Any) -> None:
+def pos(s: Setup, kind: str, order: str, at: datetime | None = None, **data: Any) -> None:
     event = {
         "event_id": uuid.uuid4().hex,
         "type": kind,
-        "occurred_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "occurred_at": (at or datetime.now(UTC)).isoformat(timespec="seconds"),
         "restaurant_id": s.restaurant,
         "order_id": order,
         "data": data,
@@ -774,3 +774,33 @@ def test_connect_and_list_from_the_cli_reads_the_secret_from_stdin(
     assert short.exit_code == 1 and short.output.startswith("error: api_key")
     unknown = runner.invoke(app, ["platforms", "list", "--company", "no-such-company"])
     assert unknown.exit_code == 1 and unknown.output.startswith("error:")
+
+
+def test_a_status_hours_old_is_not_sent(
+    engine: sa.Engine, settings: Settings, setup: Setup
+) -> None:
+    s = setup
+    hours_ago = datetime.now(UTC) - timedelta(hours=3)
+    pos(
+        s,
+        "order.created",
+        "pos-old",
+        at=hours_ago,
+        channel="delivery",
+        platform="talabat",
+        platform_order_id="tb-old",
+    )
+    pos(
+        s,
+        "order.created",
+        "pos-new",
+        channel="delivery",
+        platform="talabat",
+        platform_order_id="tb-new",
+    )
+    sync_until_done(engine)
+    deliver(engine, settings, Clock(), s.company)
+    assert [p for p, _, _ in status_calls(s.api)] == ["/v2/order/status/tb-new"]
+    with engine.connect() as conn:
+        old = platforms.find_external_order(conn, s.company, "talabat", "tb-old")
+    assert old is not None and old.status == "accepted" and old.calls_pending == 0
