@@ -35,6 +35,7 @@ CANONICAL_EVENT_TYPES: frozenset[str] = frozenset(
         "order.bill_requested",
         "order.paid",
         "order.cancelled",
+        "order.rejected",
         "table.seated",
         "table.cleared",
         "payment.succeeded",

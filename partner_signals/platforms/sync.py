@@ -340,6 +340,9 @@ def _outbound(conn: sa.Connection, done: SyncPass, now: datetime) -> None:
             join ops.external_orders e
                 on e.company_id = r.company_id
                 and e.pos_order_id = (cast(r.body as jsonb) ->> 'order_id')
+                -- POS order ids are often a restaurant's own counter: the same id at
+                -- another restaurant of the company is another order.
+                and e.restaurant_id = r.restaurant_id
             where r.id > :last and r.id <= :upto and r.event_type = any(:types)
             order by r.id
             """

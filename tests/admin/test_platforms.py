@@ -26,6 +26,7 @@ from partner_signals.platforms.sync import sync_until_done
 from partner_signals.processes import child_env, free_port, start, stop, uvicorn_cmd, wait_ready
 from partner_signals.providers import PROVIDERS
 from partner_signals.pushes.worker import RunSummary, WorkerOptions, deliver_due_sync
+from partner_signals.registry import add_restaurant
 from partner_signals.settings import Settings
 from tests.admin.conftest import Tokens, assert_problem, bearer
 from tests.pushes.conftest import Clock, Partner, Received, Reply
@@ -804,3 +805,19 @@ def test_a_status_hours_old_is_not_sent(
     with engine.connect() as conn:
         old = platforms.find_external_order(conn, s.company, "talabat", "tb-old")
     assert old is not None and old.status == "accepted" and old.calls_pending == 0
+
+
+def test_the_same_pos_order_id_at_another_restaurant_is_another_order(
+    engine: sa.Engine, settings: Settings, setup: Setup
+) -> None:
+    s = setup
+    other = f"{s.restaurant}-b"
+    with engine.begin() as conn:
+        add_restaurant(conn, company_id=s.company, restaurant_id=other, timezone="UTC")
+    linked_order(s, "pos-shared", "tb-shared")
+    elsewhere = Setup(s.company, other, s.ingest, s.pos_key, s.api)
+    pos(elsewhere, "order.created", "pos-shared", channel="takeaway")
+    pos(elsewhere, "order.item_ready", "pos-shared", line_id="l1", item_id="tea")
+    sync_until_done(engine)
+    deliver(engine, settings, Clock(), s.company)
+    assert [st for _, st, _ in status_calls(s.api)] == ["order_accepted"]
