@@ -205,8 +205,8 @@ def platforms_sync_log(
 
 
 def platforms_sync() -> None:
-    """One platforms step now: platform webhooks and POS events into external orders, and
-    the POS's progress into status calls (`pushes run` does it before each delivery)."""
+    """Run the platforms step now: platform webhooks and POS events into external orders,
+    the POS's progress into status calls (`deliveries run` does it too)."""
     from partner_signals.db import get_engine
     from partner_signals.platforms.sync import sync_until_done
 
