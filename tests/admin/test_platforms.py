@@ -821,3 +821,35 @@ def test_the_same_pos_order_id_at_another_restaurant_is_another_order(
     sync_until_done(engine)
     deliver(engine, settings, Clock(), s.company)
     assert [st for _, st, _ in status_calls(s.api)] == ["order_accepted"]
+
+
+def test_a_platform_event_without_an_order_is_a_sync_log_error(
+    engine: sa.Engine, setup: Setup
+) -> None:
+    s = setup
+    body = orjson.dumps(
+        {
+            "eventId": uuid.uuid4().hex,
+            "eventType": "order_created",
+            "order": {"vendorCode": s.restaurant},
+        }
+    )
+    headers = PROVIDERS["talabat"].sign(body, WEBHOOK_SECRET, time.time())
+    answer = s.ingest.post(
+        f"/webhooks/talabat/{s.company}",
+        content=body,
+        headers={**headers, "content-type": "application/json"},
+    )
+    assert answer.status_code == 200, answer.text
+    talabat_webhook(s, "tb-ok")
+    sync_until_done(engine)
+    with engine.connect() as conn:
+        entries, _ = platforms.list_sync_log(conn, Actor.cli(), s.company, direction="inbound")
+    (entry,) = entries
+    assert (entry.status, entry.records_processed, entry.sync_type) == (
+        "failed",
+        2,
+        "order_webhooks",
+    )
+    assert len(entry.errors) == 1 and "order.code" in entry.errors[0]
+    assert entry.failed_at is not None and entry.completed_at is None
