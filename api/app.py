@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from api.metrics import RequestMetrics
-from api.routers import events, exports, signals
+from api.routers import events, exports, orders, signals
 from api.state import ApiState
 from partner_signals.db import libpq_url
 from partner_signals.observability import render
@@ -88,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(signals.router)
     app.include_router(events.router)
     app.include_router(exports.router)
+    app.include_router(orders.router)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:

@@ -52,7 +52,10 @@ def _stored_once(secret: str) -> None:
 def partner_create(
     company: Annotated[str, typer.Option(help="Company the key reads")],
     scope: Annotated[
-        list[str], typer.Option(help="read:workforce, read:crm, read:events, read:exports (repeat)")
+        list[str],
+        typer.Option(
+            help="read:workforce, read:crm, read:events, read:exports, read:orders (repeat)"
+        ),
     ],
     restaurant: Annotated[str | None, typer.Option(help="Limit the key to one restaurant")] = None,
     name: Annotated[str | None, typer.Option(help="A label for operators")] = None,

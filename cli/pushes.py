@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
+import time
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -19,6 +21,8 @@ from partner_signals.settings import get_settings
 deliveries_app = typer.Typer(help="Pushes to partners: run, replay, status.", no_args_is_help=True)
 console = Console(stderr=True)
 out = Console()
+# How often the deliveries daemon runs the platforms step (seconds).
+PLATFORMS_EVERY = 2.0
 
 
 def _fail(message: str) -> typer.Exit:
@@ -75,10 +79,14 @@ def run(
             )
         )
         try:
+            nudged = 0.0
             while not task.done():
-                if nudges:
+                if nudges and time.monotonic() - nudged >= 60:
+                    nudged = time.monotonic()
                     await asyncio.to_thread(_nudge, engine)
-                await asyncio.wait([task], timeout=60)
+                # Platform orders move fast: their status calls are queued every few seconds.
+                await asyncio.to_thread(_platforms, engine)
+                await asyncio.wait([task], timeout=PLATFORMS_EVERY)
         finally:
             stop.set()
             summary = await task
@@ -98,6 +106,9 @@ def run(
             queued = enqueue_unpaid_bill_nudges(conn, now=datetime.now(UTC))
         if queued:
             out.print(f"{queued} unpaid-bill nudges queued")
+    platforms = _platforms(engine)
+    if platforms.calls_queued:
+        out.print(f"{platforms.calls_queued} platform status calls queued")
     summary = run_loop(
         deliver_due(
             engine, key=settings.master_key(), limit=limit, company_id=company, options=options
@@ -106,6 +117,17 @@ def run(
     out.print(summary.line())
     for adapter, counts in sorted(summary.by_adapter.items()):
         out.print(f"  {adapter}: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+
+
+def _platforms(engine: Any) -> Any:
+    """The platforms step (partner_signals.platforms.sync): logged, never fatal here."""
+    from partner_signals.platforms.sync import SyncPass, sync_until_done
+
+    try:
+        return sync_until_done(engine)
+    except Exception:
+        logging.getLogger(__name__).exception("the platforms step failed; trying again")
+        return SyncPass()
 
 
 def _nudge(engine: Any) -> None:
@@ -123,16 +145,17 @@ def replay(
     since: Annotated[str | None, typer.Option(help="Dead-lettered at or after (ISO)")] = None,
     until: Annotated[str | None, typer.Option(help="Dead-lettered before (ISO)")] = None,
     fault: Annotated[
-        str | None, typer.Option(help="partner (their 4xx, gone, down) or ours")
+        str | None,
+        typer.Option(help="partner (their 4xx, gone, down), ours, or credentials (a platform's)"),
     ] = None,
 ) -> None:
     """Re-queue dead letters with a fresh retry schedule; `deliveries run` sends them."""
     from partner_signals.db import get_engine
     from partner_signals.pushes.replay import replay_dead_letters
 
-    if fault not in (None, "partner", "ours"):
-        raise _fail("--fault is partner or ours")
-    chosen: Literal["partner", "ours"] | None = fault  # type: ignore[assignment]
+    if fault not in (None, "partner", "ours", "credentials"):
+        raise _fail("--fault is partner, ours or credentials")
+    chosen: Literal["partner", "ours", "credentials"] | None = fault  # type: ignore[assignment]
     with get_engine().begin() as conn:
         result = replay_dead_letters(
             conn,

@@ -18,6 +18,7 @@ CanonicalType = Literal[
     "order.bill_requested",
     "order.paid",
     "order.cancelled",
+    "order.rejected",
     "table.seated",
     "table.cleared",
     "payment.succeeded",

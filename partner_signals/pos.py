@@ -122,6 +122,8 @@ ORDER_TYPES = frozenset(
         "order.bill_requested",
         "order.paid",
         "order.cancelled",
+        # The restaurant turned a delivery platform's order down (docs/platforms.md).
+        "order.rejected",
     }
 )
 ITEM_TYPES = frozenset(
@@ -147,6 +149,11 @@ class PosEventData(BaseModel):
     amount: Annotated[Number, Field(ge=0)] | None = None
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{3}$")] | None = None
     payment_ref: Annotated[str, StringConstraints(max_length=256)] | None = None
+    # A delivery order names the platform it came from and that platform's order id; the
+    # POS's progress on it then goes back to the platform (docs/platforms.md).
+    platform: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")] | None = None
+    platform_order_id: Id | None = None
+    reason: Annotated[str, StringConstraints(max_length=256)] | None = None
 
 
 class PosEvent(BaseModel):
@@ -197,6 +204,8 @@ class PosEvent(BaseModel):
             raise ValueError(f"{t} needs data.line_id and data.item_id")
         if t == "order.paid" and self.data.amount is None:
             raise ValueError("order.paid needs data.amount")
+        if (self.data.platform is None) != (self.data.platform_order_id is None):
+            raise ValueError("data.platform and data.platform_order_id go together")
         return self
 
 

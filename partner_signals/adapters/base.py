@@ -35,6 +35,7 @@ CANONICAL_EVENT_TYPES: frozenset[str] = frozenset(
         "order.bill_requested",
         "order.paid",
         "order.cancelled",
+        "order.rejected",
         "table.seated",
         "table.cleared",
         "payment.succeeded",
@@ -180,6 +181,9 @@ class Adapter:
     # CLI's `integrations enable` options and `integrations adapters` come from these.
     config_model: ClassVar[type[AdapterConfig]] = AdapterConfig
     secrets_model: ClassVar[type[AdapterSecrets]] = AdapterSecrets
+    # Whose fault a 401/403 is when it gives up: the partner's (its endpoint refused the
+    # credentials it gave us), or `credentials` (ours, as for a delivery platform's API).
+    credentials_fault: ClassVar[str] = "partner"
 
     # -- subscriptions -------------------------------------------------------------------
 

@@ -84,6 +84,9 @@ class DeliveryPlatform:
     not_applied_when_true: JsonPath = ()
     update_events: tuple[str, ...] = ()
     status_words: MappingProxyType[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # The status calls back to the platform, as declared (partner_signals.platforms.shapes
+    # reads and checks it); None: the platform takes no status from us.
+    outbound: Any = None
 
 
 @dataclass(frozen=True)
@@ -187,6 +190,7 @@ def _delivery(value: Any, where: str) -> DeliveryPlatform | None:
         ),
         update_events=update_events,
         status_words=MappingProxyType(status_words),
+        outbound=value.get("outbound"),
     )
 
 

@@ -27,7 +27,7 @@ from partner_signals.registry import read_integration_secrets
 
 PAGE_MAX = 500
 REPLAY_IDS_MAX = 1000
-Fault = Literal["partner", "ours"]
+Fault = Literal["partner", "ours", "credentials"]
 
 
 @dataclass(frozen=True)
@@ -79,8 +79,11 @@ def _company(conn: sa.Connection, company_id: str) -> None:
 
 
 def _check_adapter(adapter: str | None) -> None:
-    if adapter is not None and adapter not in ADAPTERS:
-        raise Invalid("adapter", f"one of {', '.join(sorted(ADAPTERS))}")
+    from partner_signals.platforms.adapter import PLATFORM_ADAPTERS
+
+    known = {*ADAPTERS, *PLATFORM_ADAPTERS}
+    if adapter is not None and adapter not in known:
+        raise Invalid("adapter", f"one of {', '.join(sorted(known))}")
 
 
 def _redact(text: str | None, secrets: list[str]) -> str | None:
@@ -235,8 +238,8 @@ def replay(
     Audited as dead_letters.replay with the filters and the count."""
     actor.require("operator", company_id)
     _check_adapter(adapter)
-    if fault not in (None, "partner", "ours"):
-        raise Invalid("fault", "partner or ours")
+    if fault not in (None, "partner", "ours", "credentials"):
+        raise Invalid("fault", "partner, ours or credentials")
     chosen: Fault | None = fault  # type: ignore[assignment]
     _company(conn, company_id)
     filtered = any(v is not None for v in (adapter, event_type, restaurant_id, fault, since, until))

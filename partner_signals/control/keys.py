@@ -21,7 +21,7 @@ from partner_signals.control.actor import Actor, Role
 from partner_signals.control.errors import Invalid, NotFound
 from partner_signals.crypto import hash_api_key, new_api_key
 
-SCOPES = ("read:workforce", "read:crm", "read:events", "read:exports")
+SCOPES = ("read:workforce", "read:crm", "read:events", "read:exports", "read:orders")
 PARTNER_KEY_PREFIX = "psk"
 INGEST_KEY_PREFIX = "psi"
 PREFIX_CHARS = 10

@@ -14,7 +14,7 @@ import httpcore
 import httpx
 
 Kind = Literal["delivered", "retry", "failed", "gone"]
-Fault = Literal["partner", "ours"]
+Fault = Literal["partner", "ours", "credentials"]
 # What one attempt did: a verdict's kind, or deferred (not sent: its endpoint is backing off).
 Outcome = Literal["delivered", "retry", "deferred", "failed", "gone"]
 # The outbox status an attempt leaves.

@@ -37,7 +37,7 @@ def replay_dead_letters(
     adapter: str | None = None,
     company_id: str | None = None,
     restaurant_id: str | None = None,
-    fault: Literal["partner", "ours"] | None = None,
+    fault: Literal["partner", "ours", "credentials"] | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
     now: datetime | None = None,

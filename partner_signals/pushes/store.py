@@ -99,6 +99,13 @@ class OutboxStore:
                             and (cast(:company as text) is null or o.company_id = :company)
                             and exists (select 1 from ops.integrations i
                                         where i.integration_id = o.integration_id and i.enabled)
+                            -- In order per sequence (a platform order's statuses): only
+                            -- once everything before it was delivered (migration 0017).
+                            and (o.sequence_key is null or not exists (
+                                select 1 from ops.outbox b
+                                where b.sequence_key = o.sequence_key
+                                    and b.delivery_id < o.delivery_id
+                                    and b.status in ('pending', 'dead')))
                         order by o.next_attempt_at
                         limit :n
                         for update of o skip locked

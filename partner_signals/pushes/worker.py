@@ -21,6 +21,7 @@ import httpx
 import sqlalchemy as sa
 
 from partner_signals.adapters import ADAPTERS, Target
+from partner_signals.platforms.adapter import PLATFORM_ADAPTERS
 from partner_signals.pushes import metrics
 from partner_signals.pushes.endpoints import Endpoint, Endpoints
 from partner_signals.pushes.policy import (
@@ -142,6 +143,9 @@ class DeliveryRun:
         self.targets_loaded_at = 0.0
         self.renewed_at = time.monotonic()
         self.results: list[Result] = []
+        self.recorded = 0  # results recorded in this run
+        # One flush at a time: a caller that awaits flush() knows what came before is written.
+        self.flush_lock = asyncio.Lock()
         self.gone: set[int] = set()
         self.overall = asyncio.Semaphore(options.overall)
         self.inflight: set[asyncio.Task[None]] = set()
@@ -188,6 +192,7 @@ class DeliveryRun:
         # Not `self.results.append(await ...)`: that binds the list before the await, and
         # the flusher may have swapped it for a new one by the time the answer comes.
         self.results.append(result)
+        self.recorded += 1
 
     async def _attempt(self, item: Claimed, state: Endpoint) -> Result:
         attempt = item.message.attempt
@@ -198,7 +203,7 @@ class DeliveryRun:
             verdict, due = held
             outcome: Outcome = "gone" if verdict.kind == "gone" else "deferred"
             return self._result(item, now, None, None, outcome, verdict, next_at=due)
-        adapter = ADAPTERS.get(item.adapter)
+        adapter = ADAPTERS.get(item.adapter) or PLATFORM_ADAPTERS.get(item.adapter)
         if not isinstance(target, Target) or adapter is None:
             why = target if isinstance(target, str) else "integration or adapter not found"
             return self._result(item, now, None, None, "failed", Verdict("failed", "ours", why))
@@ -214,6 +219,8 @@ class DeliveryRun:
                 )
             code = answer.status_code
             verdict = judge_status(code)
+            if code in (401, 403):
+                verdict = Verdict(verdict.kind, adapter.credentials_fault, verdict.reason)  # type: ignore[arg-type]
             retry_after = answer.retry_after
             if verdict.kind != "delivered":
                 detail = answer.text
@@ -297,11 +304,12 @@ class DeliveryRun:
     # -- flush ---------------------------------------------------------------------------------
 
     async def flush(self) -> None:
-        results, self.results = self.results, []
-        gone, self.gone = self.gone, set()
-        if results or gone:
-            await asyncio.to_thread(self.store.flush, results, gone)
-            self.summary.endpoints_gone += len(gone)
+        async with self.flush_lock:
+            results, self.results = self.results, []
+            gone, self.gone = self.gone, set()
+            if results or gone:
+                await asyncio.to_thread(self.store.flush, results, gone)
+                self.summary.endpoints_gone += len(gone)
 
     async def renew(self) -> None:
         """The heartbeat: keep the leases of what this run holds. A failed renewal is
@@ -346,6 +354,7 @@ class DeliveryRun:
         # for a retry in this run is not tried again by the same run.
         due_by = self.clock()
         max_inflight = self.options.batch_size * 2
+        recorded_at_claim = 0
         try:
             while not stop.is_set() and (limit is None or self.summary.claimed < limit):
                 while len(self.inflight) >= max_inflight:
@@ -365,6 +374,13 @@ class DeliveryRun:
                         if full and self.inflight:
                             # Only full endpoints have more; wait for room, then look again.
                             await self._one_finished()
+                            continue
+                        if self.inflight or self.recorded > recorded_at_claim:
+                            # A sequence's next message (a platform order's next status)
+                            # waits for these to be written: finish, write, look again.
+                            await asyncio.gather(*self.inflight)
+                            await self.flush()
+                            recorded_at_claim = self.recorded
                             continue
                         break
                     with contextlib.suppress(TimeoutError):

@@ -25,7 +25,10 @@ class DeadLetterOut(BaseModel):
     event_type: str
     event_id: str
     idempotency_key: str
-    fault: str = Field(description="partner (their 4xx, gone, down) or ours")
+    fault: str = Field(
+        description="partner (their 4xx, gone, down), ours, or credentials (a delivery "
+        "platform refused the stored credentials: fix them, then replay)"
+    )
     reason: str
     at: datetime = Field(description="When it was dead-lettered")
     replayed_at: datetime | None
@@ -47,7 +50,7 @@ class ReplayIn(BaseModel):
     adapter: str | None = None
     event_type: str | None = None
     restaurant_id: str | None = None
-    fault: Literal["partner", "ours"] | None = None
+    fault: Literal["partner", "ours", "credentials"] | None = None
     since: datetime | None = None
     until: datetime | None = None
     all: bool = Field(False, description="Every waiting dead letter of the company")

@@ -13,7 +13,7 @@ from api.admin.deps import CurrentActor, Engine, transaction
 from partner_signals.control import keys
 
 router = APIRouter(tags=["keys"])
-Scope = Literal["read:workforce", "read:crm", "read:events", "read:exports"]
+Scope = Literal["read:workforce", "read:crm", "read:events", "read:exports", "read:orders"]
 
 
 class PartnerKeyOut(BaseModel):

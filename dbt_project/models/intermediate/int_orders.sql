@@ -71,7 +71,9 @@ milestones as (
             filter (where type = 'order.created' and channel is not null))[1] as channel,
         min(occurred_at) filter (where type = 'order.bill_requested') as bill_requested_at,
         min(occurred_at) filter (where type = 'order.paid') as pos_paid_at,
-        min(occurred_at) filter (where type = 'order.cancelled') as cancelled_at
+        -- An order the restaurant rejected (a delivery platform's) ended like a cancelled one.
+        min(occurred_at) filter (where type in ('order.cancelled', 'order.rejected'))
+            as cancelled_at
     from order_events
     group by 1, 2, 3
 

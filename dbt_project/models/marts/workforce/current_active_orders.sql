@@ -55,7 +55,7 @@ pos_orders as (
         count(distinct line_id) filter (where type = 'order.item_added') as lines,
         min(occurred_at) filter (where type = 'order.bill_requested') as bill_requested_at,
         bool_or(type in ('order.paid', 'payment.succeeded')) as is_paid,
-        bool_or(type = 'order.cancelled') as is_cancelled
+        bool_or(type in ('order.cancelled', 'order.rejected')) as is_cancelled
     from order_events
     where type <> 'delivery.status_changed'
     group by company_id, restaurant_id, order_id

@@ -48,6 +48,7 @@ typed as (
                 'order.bill_requested',
                 'order.paid',
                 'order.cancelled',
+                'order.rejected',
                 'table.seated',
                 'table.cleared'
             ) then provider_event_type
