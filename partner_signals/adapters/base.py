@@ -41,6 +41,12 @@ CANONICAL_EVENT_TYPES: frozenset[str] = frozenset(
         "payment.failed",
         "payment.refunded",
         "delivery.status_changed",
+        "invoice.created",
+        "invoice.finalized",
+        "invoice.paid",
+        "invoice.payment_failed",
+        "invoice.voided",
+        "invoice.marked_uncollectible",
     }
 )
 # Signals pushed as versioned messages (type "signal.<name>"): the signal catalogue's.
@@ -93,6 +99,9 @@ class Planned:
     payload: dict[str, Any]
     event_id: str
     version: int = 1
+    # The key of a message this one only makes sense after (a clock's stop after its
+    # start): it is enqueued only when that one is, in the same batch or before.
+    requires: str | None = None
 
 
 @dataclass(frozen=True)

@@ -106,7 +106,9 @@ class MessagingSecrets(AdapterSecrets):
 class MessagingAdapter(Adapter):
     name: ClassVar[str] = "messaging"
     description: ClassVar[str] = "SMS through the Twilio REST API: receipts and unpaid-bill nudges"
-    event_types: ClassVar[frozenset[str]] = frozenset({"order.paid", "payment.succeeded"})
+    event_types: ClassVar[frozenset[str]] = frozenset(
+        {"order.paid", "payment.succeeded", "invoice.paid"}
+    )
     signals: ClassVar[frozenset[str]] = frozenset()
     config_model: ClassVar[type[AdapterConfig]] = MessagingConfig
     secrets_model: ClassVar[type[AdapterSecrets]] = MessagingSecrets

@@ -1,0 +1,165 @@
+"""Stripe invoices are bills with a lifecycle of their own, and a paid one stops time-to-pay."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from tests.pipelines.conftest import run_dbt
+from tests.pipelines.service_day import (
+    RawEvent,
+    at,
+    drop_database,
+    land,
+    new_database,
+    pos,
+    register,
+)
+
+COMPANY, RESTAURANT = "co-invoices", "dxb-invoices"
+# Stripe's status word on the invoice object after each event.
+STATUS = {
+    "invoice.created": "draft",
+    "invoice.finalized": "open",
+    "invoice.payment_failed": "open",
+    "invoice.paid": "paid",
+    "invoice.voided": "void",
+    "invoice.marked_uncollectible": "uncollectible",
+}
+
+
+def invoice(
+    event_id: str, type_: str, when: str, invoice_id: str, due: int, **metadata: str
+) -> RawEvent:
+    """A Stripe invoice event as Stripe sends it (amounts in fils)."""
+    paid = due if type_ == "invoice.paid" else 0
+    created = int(at(when).timestamp())
+    body = {
+        "id": event_id, "object": "event", "type": type_, "created": created,
+        "livemode": False, "api_version": "2024-06-20",
+        "data": {"object": {
+            "id": invoice_id, "object": "invoice", "status": STATUS[type_],
+            "number": None if type_ == "invoice.created" else f"INV-{invoice_id}",
+            "amount_due": due, "amount_paid": paid, "amount_remaining": due - paid,
+            "currency": "aed", "created": created,
+            "metadata": {"restaurant_id": RESTAURANT, **metadata},
+        }},
+    }  # fmt: skip
+    return RawEvent("stripe", event_id, type_, at(when), body)
+
+
+def events() -> list[RawEvent]:
+    r = RESTAURANT
+    return [
+        # O1: the bill is settled by a Stripe invoice, 4 minutes after it was asked for.
+        pos(r, 1, "table.seated", "08:00", table_id="T1", covers=2),
+        pos(r, 2, "order.created", "08:01", order_id="O1", table_id="T1", covers=2),
+        pos(r, 3, "order.bill_requested", "08:30", order_id="O1", table_id="T1"),
+        invoice("evt_1a", "invoice.created", "08:31", "in_1", 4500, order_id="O1"),
+        invoice("evt_1b", "invoice.finalized", "08:31", "in_1", 4500, order_id="O1"),
+        invoice("evt_1c", "invoice.paid", "08:34", "in_1", 4500, order_id="O1"),
+        # O2: an attempt fails, then the invoice is voided: void, not a failed payment,
+        # and the bill stays open.
+        pos(r, 4, "order.created", "08:40", order_id="O2", channel="takeaway"),
+        pos(r, 5, "order.bill_requested", "09:00", order_id="O2"),
+        invoice("evt_2a", "invoice.finalized", "09:01", "in_2", 3000, order_id="O2"),
+        invoice("evt_2b", "invoice.payment_failed", "09:02", "in_2", 3000, order_id="O2"),
+        invoice("evt_2c", "invoice.voided", "09:05", "in_2", 3000, order_id="O2"),
+        # O3: the POS says paid first; a later paid invoice for it changes nothing.
+        pos(r, 6, "order.created", "09:05", order_id="O3", channel="takeaway"),
+        pos(r, 7, "order.bill_requested", "09:10", order_id="O3"),
+        pos(r, 8, "order.paid", "09:12", order_id="O3", amount="25.00"),
+        invoice("evt_3a", "invoice.paid", "09:20", "in_3", 2500, order_id="O3"),
+        # A visit's invoice nobody pays: finalized, then written off.
+        invoice("evt_4a", "invoice.finalized", "09:30", "in_4", 9900, visit_id="V9"),
+        invoice("evt_4b", "invoice.marked_uncollectible", "10:30", "in_4", 9900, visit_id="V9"),
+    ]
+
+
+@pytest.fixture(scope="module")
+def built(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = new_database(server_url, "ps_invoices")
+    try:
+        with psycopg.connect(url) as conn:
+            register(conn, COMPANY, RESTAURANT)
+            land(conn, COMPANY, [e.received(e.occurred_at) for e in events()])
+        run_dbt(
+            url,
+            [
+                "build",
+                "--select",
+                "+fct_invoices +fct_time_to_pay +unmapped_events",
+                "--indirect-selection",
+                "cautious",
+            ],
+            Path(tmp_path_factory.mktemp("invoices")),
+        )
+        yield url
+    finally:
+        drop_database(server_url, url)
+
+
+def rows(url: str, sql: str) -> list[dict[str, Any]]:
+    with psycopg.connect(url, row_factory=dict_row) as conn:
+        return list(conn.execute(sql).fetchall())
+
+
+def test_each_invoice_has_its_lifecycle_status_amounts_and_bill(built: str) -> None:
+    got = {
+        r["invoice_id"]: r
+        for r in rows(built, f"select * from marts.fct_invoices where company_id = '{COMPANY}'")
+    }
+    assert {k: v["status"] for k, v in got.items()} == {
+        "in_1": "paid",
+        "in_2": "void",
+        "in_3": "paid",
+        "in_4": "uncollectible",
+    }
+    one, two, four = got["in_1"], got["in_2"], got["in_4"]
+    # The metadata names only the order: its visit and table come from the POS.
+    assert (one["order_id"], one["table_id"]) == ("O1", "T1")
+    assert one["visit_id"] is not None
+    assert (one["amount_due"], one["amount_paid"], one["amount_remaining"]) == (45, 45, 0)
+    assert one["currency"] == "AED" and one["invoice_number"] == "INV-in_1"
+    assert one["created_at"] == at("08:31") and one["paid_at"] == at("08:34")
+    assert (two["voided_at"], two["payment_failures"], two["paid_at"]) == (at("09:05"), 1, None)
+    assert (four["order_id"], four["visit_id"], four["amount_remaining"]) == (None, "V9", 99)
+    assert four["marked_uncollectible_at"] == at("10:30")
+
+
+def test_a_voided_invoice_is_no_failed_payment(built: str) -> None:
+    types = rows(
+        built,
+        f"""
+        select provider_event_type, type from canonical.canonical_events
+        where company_id = '{COMPANY}' and source = 'stripe' order by 1
+        """,
+    )
+    # Stripe's invoice events keep their names as canonical invoice.* types.
+    assert {r["provider_event_type"]: r["type"] for r in types} == {t: t for t in STATUS}
+    assert not [r for r in types if r["type"].startswith("payment.")]
+    unmapped = rows(built, f"select * from marts.unmapped_events where company_id = '{COMPANY}'")
+    assert unmapped == []
+
+
+def test_time_to_pay_stops_at_the_payment_that_settled_the_bill(built: str) -> None:
+    bills = {
+        r["order_id"]: r
+        for r in rows(built, f"select * from marts.fct_time_to_pay where company_id = '{COMPANY}'")
+    }
+    assert (bills["O1"]["status"], bills["O1"]["paid_at"], bills["O1"]["paid_via"]) == (
+        "paid",
+        at("08:34"),
+        "stripe",
+    )
+    assert bills["O1"]["time_to_pay_seconds"] == 240
+    # Voided is not paid: the bill is still open and its clock runs.
+    assert (bills["O2"]["status"], bills["O2"]["paid_at"]) == ("open", None)
+    # The POS was first; the invoice paid later is a second payment event, no new time.
+    assert (bills["O3"]["paid_at"], bills["O3"]["paid_via"]) == (at("09:12"), "pos")
+    assert bills["O3"]["payment_events"] == 2
