@@ -13,6 +13,7 @@ from uuid import UUID
 
 import httpx
 import orjson
+import sqlalchemy as sa
 
 from partner_signals.adapters.config import (
     AdapterConfig,
@@ -248,6 +249,12 @@ class Adapter:
             event_id=event_id,
             version=version,
         )
+
+    def admit(self, conn: sa.Connection, company_id: str, planned: Planned) -> Planned | None:
+        """The last word before a planned message enters the outbox, with the database
+        at hand: the message as it will be sent, or None to send nothing (the messaging
+        adapter checks a guest's consent and renders the restaurant's template here)."""
+        return planned
 
     # -- credentials ---------------------------------------------------------------------
 

@@ -93,9 +93,21 @@ def _with_prerequisites(
     return [(i, p) for i, p in rows if not p.requires or f"{i.integration_id}:{p.requires}" in keys]
 
 
+def _admitted(
+    conn: sa.Connection, rows: Sequence[tuple[AdapterIntegration, Planned]]
+) -> list[tuple[AdapterIntegration, Planned]]:
+    """Each message as its adapter admits it (Adapter.admit), the refused left out."""
+    admitted = []
+    for integration, planned in rows:
+        message = ADAPTERS[integration.adapter].admit(conn, integration.company_id, planned)
+        if message is not None:
+            admitted.append((integration, message))
+    return admitted
+
+
 def _insert(conn: sa.Connection, rows: Sequence[tuple[AdapterIntegration, Planned]]) -> int:
     """Insert planned messages; an idempotency key already present is skipped."""
-    rows = _with_prerequisites(conn, rows)
+    rows = _admitted(conn, _with_prerequisites(conn, rows))
     inserted = 0
     for start in range(0, len(rows), INSERT_CHUNK):
         chunk = rows[start : start + INSERT_CHUNK]

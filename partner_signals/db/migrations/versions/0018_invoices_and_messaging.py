@@ -1,5 +1,9 @@
 """Invoices as their own lifecycle; guest messaging templates, opt-ins and opt-outs.
 
+Invoices need no table: they are canonical events (invoice.*) and a dbt mart. Messaging
+needs three: each restaurant's message language, its templates per kind and language,
+and the guests' consents (opted in when, from where; opted out when, from where).
+
 Revision ID: 0018
 Revises: 0017
 """
@@ -13,8 +17,55 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.execute("select 1")
+    op.execute(
+        """
+        create table if not exists ops.restaurant_messaging (
+            restaurant_id text primary key
+                references ops.restaurants (restaurant_id) on delete cascade,
+            company_id text not null references ops.companies (company_id),
+            language text not null,
+            updated_at timestamptz not null default now()
+        );
+
+        create table if not exists ops.message_templates (
+            restaurant_id text not null
+                references ops.restaurants (restaurant_id) on delete cascade,
+            company_id text not null references ops.companies (company_id),
+            kind text not null check (kind ~ '^[a-z][a-z0-9_]{1,31}$'),
+            language text not null,
+            body text not null check (length(body) between 1 and 1600),
+            updated_at timestamptz not null default now(),
+            updated_by text not null,
+            primary key (restaurant_id, kind, language)
+        );
+
+        -- One row per guest contact and scope (a restaurant, or null: every restaurant of
+        -- the company). A guest may be texted while a row in scope has no opted_out_at; a
+        -- STOP opts the contact out of every row of the company.
+        create table if not exists ops.message_consents (
+            consent_id bigint generated always as identity primary key,
+            company_id text not null references ops.companies (company_id),
+            restaurant_id text references ops.restaurants (restaurant_id) on delete cascade,
+            contact text not null check (contact ~ '^\\+[1-9][0-9]{6,14}$'),
+            opted_in_at timestamptz,
+            source text not null,
+            opted_out_at timestamptz,
+            opt_out_source text,
+            updated_at timestamptz not null default now()
+        );
+        create unique index if not exists message_consents_scope
+            on ops.message_consents (company_id, coalesce(restaurant_id, ''), contact);
+        create index if not exists message_consents_contact
+            on ops.message_consents (contact);
+        """
+    )
 
 
 def downgrade() -> None:
-    op.execute("select 1")
+    op.execute(
+        """
+        drop table if exists ops.message_consents;
+        drop table if exists ops.message_templates;
+        drop table if exists ops.restaurant_messaging;
+        """
+    )
