@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from api.admin.deps import CurrentActor, Engine, request_id, transaction
 from partner_signals.adapters import message_templates as templates
@@ -208,14 +209,19 @@ async def reply(company_id: str, request: Request, eng: Engine) -> Response:
     operator token; signed in X-Twilio-Signature with the company's AuthToken). STOP
     opts the guest out."""
     form = [(k, str(v)) for k, v in (await request.form()).multi_items()]
-    with transaction(eng) as conn:
-        messaging.receive_reply(
-            conn,
-            company_id,
-            key=request.app.state.settings.master_key(),
-            url=str(request.url),
-            form=form,
-            signature=request.headers.get("x-twilio-signature", ""),
-            request_id=request_id(request),
-        )
+
+    def receive() -> None:
+        with transaction(eng) as conn:
+            messaging.receive_reply(
+                conn,
+                company_id,
+                key=request.app.state.settings.master_key(),
+                url=str(request.url),
+                form=form,
+                signature=request.headers.get("x-twilio-signature", ""),
+                request_id=request_id(request),
+            )
+
+    # The database calls are blocking: off the event loop, like the sync routes.
+    await run_in_threadpool(receive)
     return Response(b"<Response/>", media_type="text/xml")
