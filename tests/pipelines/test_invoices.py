@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +36,12 @@ STATUS = {
 
 
 def invoice(
-    event_id: str, type_: str, when: str, invoice_id: str, due: int, **metadata: str
+    event_id: str, type_: str, when: str | datetime, invoice_id: str, due: int, **metadata: str
 ) -> RawEvent:
     """A Stripe invoice event as Stripe sends it (amounts in fils)."""
     paid = due if type_ == "invoice.paid" else 0
-    created = int(at(when).timestamp())
+    moment = at(when) if isinstance(when, str) else when
+    created = int(moment.timestamp())
     body = {
         "id": event_id, "object": "event", "type": type_, "created": created,
         "livemode": False, "api_version": "2024-06-20",
@@ -50,7 +53,31 @@ def invoice(
             "metadata": {"restaurant_id": RESTAURANT, **metadata},
         }},
     }  # fmt: skip
-    return RawEvent("stripe", event_id, type_, at(when), body)
+    return RawEvent("stripe", event_id, type_, moment, body)
+
+
+def pos_now(n: int, type_: str, minutes_ago: int, order_id: str) -> RawEvent:
+    """A POS event some minutes ago, for the views of what is open now."""
+    moment = (datetime.now(UTC) - timedelta(minutes=minutes_ago)).replace(microsecond=0)
+    event = pos(RESTAURANT, n, type_, "00:00", order_id=order_id, channel="takeaway")
+    body = {**event.body, "occurred_at": moment.isoformat()}
+    return replace(event, occurred_at=moment, body=body)
+
+
+def now_events() -> list[RawEvent]:
+    """Two bills asked for minutes ago: one settled by an invoice, one whose invoice was
+    voided (still open)."""
+    ago = datetime.now(UTC).replace(microsecond=0)
+    return [
+        pos_now(20, "order.created", 30, "N1"),
+        pos_now(21, "order.bill_requested", 20, "N1"),
+        invoice("evt_n1", "invoice.paid", ago - timedelta(minutes=5), "in_n1", 1000, order_id="N1"),
+        pos_now(22, "order.created", 30, "N2"),
+        pos_now(23, "order.bill_requested", 20, "N2"),
+        invoice(
+            "evt_n2", "invoice.voided", ago - timedelta(minutes=5), "in_n2", 1000, order_id="N2"
+        ),
+    ]
 
 
 def events() -> list[RawEvent]:
@@ -87,13 +114,14 @@ def built(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     try:
         with psycopg.connect(url) as conn:
             register(conn, COMPANY, RESTAURANT)
-            land(conn, COMPANY, [e.received(e.occurred_at) for e in events()])
+            land(conn, COMPANY, [e.received(e.occurred_at) for e in events() + now_events()])
         run_dbt(
             url,
             [
                 "build",
                 "--select",
-                "+fct_invoices +fct_time_to_pay +unmapped_events",
+                "+fct_invoices +fct_time_to_pay +unmapped_events"
+                " +current_open_bills +current_active_orders",
                 "--indirect-selection",
                 "cautious",
             ],
@@ -119,6 +147,8 @@ def test_each_invoice_has_its_lifecycle_status_amounts_and_bill(built: str) -> N
         "in_2": "void",
         "in_3": "paid",
         "in_4": "uncollectible",
+        "in_n1": "paid",
+        "in_n2": "void",
     }
     one, two, four = got["in_1"], got["in_2"], got["in_4"]
     # The metadata names only the order: its visit and table come from the POS.
@@ -163,3 +193,15 @@ def test_time_to_pay_stops_at_the_payment_that_settled_the_bill(built: str) -> N
     # The POS was first; the invoice paid later is a second payment event, no new time.
     assert (bills["O3"]["paid_at"], bills["O3"]["paid_via"]) == (at("09:12"), "pos")
     assert bills["O3"]["payment_events"] == 2
+
+
+def test_a_bill_paid_by_invoice_is_neither_open_nor_active_now(built: str) -> None:
+    open_bills = rows(
+        built, f"select order_id from marts.current_open_bills where company_id = '{COMPANY}'"
+    )
+    active = rows(
+        built, f"select order_id from marts.current_active_orders where company_id = '{COMPANY}'"
+    )
+    # N1 was settled by its invoice; N2's invoice was voided, so its bill still runs.
+    assert [r["order_id"] for r in open_bills] == ["N2"]
+    assert [r["order_id"] for r in active] == ["N2"]
