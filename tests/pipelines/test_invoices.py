@@ -205,3 +205,33 @@ def test_a_bill_paid_by_invoice_is_neither_open_nor_active_now(built: str) -> No
     # N1 was settled by its invoice; N2's invoice was voided, so its bill still runs.
     assert [r["order_id"] for r in open_bills] == ["N2"]
     assert [r["order_id"] for r in active] == ["N2"]
+
+
+def test_the_payments_index_of_the_older_predicate_is_replaced(
+    built: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A database built before paid invoices settled a bill has a partial index that no
+    longer serves int_bills' probe; the next canonical_events run replaces it."""
+    indexes = """
+        select indexdef from pg_indexes
+        where schemaname = 'canonical' and tablename = 'canonical_events'
+            and indexdef like '%order.paid%'
+    """
+    with psycopg.connect(built, autocommit=True) as conn:
+        conn.execute(
+            """
+            create index payments_before_invoices on canonical.canonical_events
+                (restaurant_id, order_id)
+            where (source = 'pos' and type = 'order.paid')
+                or (source in ('stripe', 'paypal') and type = 'payment.succeeded')
+            """
+        )
+        assert len(conn.execute(indexes).fetchall()) == 2
+    run_dbt(
+        built,
+        ["run", "--select", "canonical_events"],
+        Path(tmp_path_factory.mktemp("reindex")),
+    )
+    with psycopg.connect(built) as conn:
+        (only,) = conn.execute(indexes).fetchall()
+    assert "invoice.paid" in only[0]
