@@ -4,16 +4,20 @@ only, and the restaurant's template in its language."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 
 from partner_signals.adapters.messaging import twilio_signature
 from partner_signals.control import messaging
 from partner_signals.control.actor import Actor
+from partner_signals.db import with_database
+from partner_signals.db.migrate import upgrade
 from partner_signals.pushes import enqueue_events, enqueue_unpaid_bill_nudges
 from partner_signals.settings import Settings
 from tests.pushes.conftest import (
@@ -214,3 +218,48 @@ def test_templates_render_with_variables_in_the_restaurant_language(
     deliver(engine, settings, clock, tenant)
     (sent,) = _sent(twilio)
     assert sent["Body"] == f"شكراً! الطلب o-ar، المبلغ 45 AED، {r} أرسل STOP لإلغاء الاشتراك"
+
+
+def test_the_upgrade_cancels_what_the_old_rules_queued(server_url: str) -> None:
+    """0018: receipts queued before opt-ins were required, and nudges addressed to anyone
+    but the staff number, are cancelled; a nudge to staff still goes."""
+    name = f"ps_test_mig18_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    url = with_database(server_url, name).replace("postgresql://", "postgresql+psycopg://", 1)
+    engine = sa.create_engine(url)
+    try:
+        upgrade(engine, "0017")
+        with engine.begin() as conn:
+            conn.execute(sa.text("insert into ops.companies (company_id, name) values ('c', 'c')"))
+            iid = conn.execute(
+                sa.text(
+                    "insert into ops.integrations (company_id, provider, config) values "
+                    f"""('c', 'messaging', '{{"from": "+97140000000", "nudge_to": "{STAFF}"}}')"""
+                    " returning integration_id"
+                )
+            ).scalar()
+            for key, kind, to in (
+                ("r1", "receipt", GUEST),
+                ("n1", "bill.unpaid_nudge", GUEST),
+                ("n2", "bill.unpaid_nudge", STAFF),
+            ):
+                conn.execute(
+                    sa.text(
+                        "insert into ops.outbox (integration_id, adapter, company_id, "
+                        "idempotency_key, event_id, event_type, payload) values "
+                        "(:i, 'messaging', 'c', :k, :k, :t, cast(:p as jsonb))"
+                    ),
+                    {"i": iid, "k": key, "t": kind, "p": f'{{"to": "{to}"}}'},
+                )
+        upgrade(engine)
+        upgrade(engine)  # safe to run twice
+        with engine.connect() as conn:
+            statuses = dict(
+                conn.execute(sa.text("select idempotency_key, status from ops.outbox")).all()
+            )
+        assert statuses == {"r1": "cancelled", "n1": "cancelled", "n2": "pending"}
+    finally:
+        engine.dispose()
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f'drop database if exists "{name}" with (force)')

@@ -59,6 +59,24 @@ def upgrade() -> None:
             on ops.message_consents (contact);
         """
     )
+    # What was queued under the old rules and would break the new ones is not sent: a
+    # receipt to a guest with no recorded opt-in (none is recorded yet), a nudge to a
+    # number other than the staff one (the guest's, when no staff number was set).
+    op.execute(
+        """
+        update ops.outbox o
+        set status = 'cancelled', updated_at = now(), claimed_by = null,
+            last_error = case o.event_type
+                when 'receipt' then 'queued before guest opt-ins were required'
+                else 'a nudge not addressed to staff' end
+        from ops.integrations i
+        where o.integration_id = i.integration_id and o.adapter = 'messaging'
+            and o.status = 'pending'
+            and (o.event_type = 'receipt'
+                 or (o.event_type = 'bill.unpaid_nudge'
+                     and (o.payload ->> 'to') is distinct from (i.config ->> 'nudge_to')))
+        """
+    )
 
 
 def downgrade() -> None:
