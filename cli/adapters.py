@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 
 from cli.options import adapter_settings, with_adapter_options
-from cli.output import Json, call, cell, emit
+from cli.output import Json, call, cell
 from cli.registry import console, fail, out
 from partner_signals.adapters import ADAPTERS
 from partner_signals.settings import get_settings
@@ -240,11 +240,18 @@ def dead_letters_list(
     if as_json:
         _json({"items": [dataclasses.asdict(d) for d in letters], "next_cursor": following})
         return
-    emit(
-        letters,
-        ("dead_letter_id", "at", "adapter", "restaurant_id", "event_type", "fault", "reason"),
-        as_json=False,
-    )
+    table = Table("id", "at", "adapter", "restaurant", "event", "fault", "reason", box=None)
+    for d in letters:
+        table.add_row(
+            str(d.dead_letter_id),
+            cell(d.at),
+            d.adapter,
+            d.restaurant_id or "",
+            d.event_type,
+            d.fault,
+            d.reason,
+        )
+    out.print(table)
     if following:
         console.print(f"older dead letters: --cursor {following}")
 

@@ -50,6 +50,7 @@ console = Console(width=None if sys.stdout.isatty() else 110)
 CONCURRENCY = 32
 # `partner-signals serve`'s partner API port (cli/main.py), for the printed curl.
 SERVE_API_PORT = 8001
+SERVE_ADMIN_PORT = 8003
 # What the demo's local partner subscribes to: "time-to-pay started" and the time-to-pay
 # values, a CRM partner's pair, for one restaurant: a few hundred pushes, not thousands.
 DEMO_PUSH_EVENTS = ("order.bill_requested",)
@@ -492,6 +493,25 @@ def show_partner_side(
     )
 
 
+def show_console(settings: Settings) -> None:
+    """Section 8: an operator token for the console and the admin API."""
+    from partner_signals.control import operators
+    from partner_signals.control.actor import Actor
+    from partner_signals.control.errors import Conflict
+
+    with get_engine(settings).begin() as conn:
+        try:
+            _, token = operators.create(conn, Actor.cli(), name="demo-admin", role="admin")
+        except Conflict:  # a demo ran before: its token is replaced
+            operators.revoke(conn, Actor.cli(), name="demo-admin")
+            _, token = operators.create(conn, Actor.cli(), name="demo-admin", role="admin")
+    console.print(
+        "[bold]8. The operator console[/bold]: once `partner-signals serve` runs, open "
+        f"http://127.0.0.1:{SERVE_ADMIN_PORT}/console and log in with this admin token "
+        f"(shown once, stored hashed; the admin API takes it as a bearer token):\n   {token}"
+    )
+
+
 def show_pushes(
     settings: Settings, engine: sa.Engine, partner: LocalPartner, showcase: RestaurantSpec
 ) -> bool:
@@ -602,5 +622,6 @@ def run_demo(*, restaurants: int | None = None, seed: int = 7) -> int:
         show_partner_side(settings, specs, showcase)
         if not show_pushes(settings, engine, partner, showcase):
             code = 1
+    show_console(settings)
     console.print(f"demo finished in {time.monotonic() - started:.0f} s")
     return code

@@ -107,5 +107,5 @@ def run(app: Callable[[], object]) -> None:
     except Exception as exc:
         if debugging():
             raise
-        print(f"error: {message(exc)}", file=sys.stderr)
+        print("error: " + " ".join(message(exc).split()), file=sys.stderr)
         sys.exit(1)

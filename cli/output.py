@@ -45,6 +45,12 @@ def emit(rows: Sequence[Any], columns: Sequence[str], *, as_json: bool) -> None:
     out.print(table)
 
 
+def print_json(value: Any) -> None:
+    """`value` as JSON on standard output (datetimes as ISO 8601, dataclasses as objects,
+    anything else orjson does not know as its text), for `--json`."""
+    typer.echo(orjson.dumps(value, default=str, option=orjson.OPT_INDENT_2).decode())
+
+
 def cell(value: Any) -> str:
     if value is None:
         return ""

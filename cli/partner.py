@@ -9,12 +9,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.output import Json, print_json
+from cli.registry import fail
+
 console = Console(stderr=True)
 out = Console()
 
 
 def query(
     sql: Annotated[str, typer.Argument(help="DuckDB SQL; signals are views by name")],
+    as_json: Json = False,
 ) -> None:
     """Run DuckDB SQL over the exported Parquet files (order_velocity, time_to_pay, ...)."""
     from partner_signals.exports import query_exports
@@ -23,8 +27,10 @@ def query(
     try:
         columns, rows = query_exports(Path(get_settings().exports_dir), sql)
     except Exception as exc:  # DuckDB's errors are the user's SQL errors
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
+        raise fail(exc) from None
+    if as_json:
+        print_json([dict(zip(columns, row, strict=True)) for row in rows])
+        return
     table = Table(*columns)
     for row in rows:
         table.add_row(*("" if v is None else str(v) for v in row))

@@ -12,6 +12,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.output import Json, print_json
+from cli.registry import fail
 from partner_signals.settings import get_settings
 
 deliveries_app = typer.Typer(help="Pushes to partners: run, replay, status.", no_args_is_help=True)
@@ -20,8 +22,7 @@ out = Console()
 
 
 def _fail(message: str) -> typer.Exit:
-    console.print(f"[red]error:[/red] {message}")
-    return typer.Exit(1)
+    return fail(message)
 
 
 def _when(value: str | None, name: str) -> datetime | None:
@@ -151,13 +152,16 @@ def replay(
 
 
 @deliveries_app.command("status")
-def status() -> None:
+def status(as_json: Json = False) -> None:
     """Per-adapter attempt counts, what is pending and what is dead."""
     from partner_signals.db import get_engine
     from partner_signals.pushes.replay import adapter_counts
 
     with get_engine().connect() as conn:
         rows = adapter_counts(conn)
+    if as_json:
+        print_json(rows)
+        return
     table = Table("adapter", "delivered", "failed", "retried", "deferred", "pending", "dead")
     for r in rows:
         table.add_row(

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from cli.options import adapter_settings, with_adapter_options
 from partner_signals.adapters import ADAPTERS
@@ -24,8 +25,12 @@ console = Console(stderr=True)
 out = Console()
 
 
-def fail(message: str, code: int = 1) -> typer.Exit:
-    console.print(f"[red]error:[/red] {message}")
+def fail(message: object, code: int = 1) -> typer.Exit:
+    """One line on standard error, `error: ...`, whatever the message holds (line breaks
+    folded, brackets printed as they are, never wrapped), and the exit to raise."""
+    console.print(
+        Text.assemble(("error:", "red"), " ", " ".join(str(message).split())), soft_wrap=True
+    )
     return typer.Exit(code)
 
 
@@ -275,9 +280,38 @@ integrations_app.command("enable")(with_adapter_options(integrations_enable, _BE
 
 
 @integrations_app.command("adapters")
-def integrations_adapters() -> None:
+def integrations_adapters(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False,
+) -> None:
     """The partner adapters: what each is, the plans that include it, the fields it takes."""
     from partner_signals.adapters import PLAN_ADAPTERS
+
+    if as_json:
+        from cli.output import print_json
+
+        print_json(
+            [
+                {
+                    "name": name,
+                    "description": adapter.description,
+                    "plans": [plan for plan, names in PLAN_ADAPTERS.items() if name in names],
+                    "fields": [
+                        {
+                            "option": spec.flag,
+                            "field": spec.name,
+                            "kind": spec.kind,
+                            "secret": spec.secret,
+                            "required": spec.required,
+                            "description": spec.description,
+                            "envvar": spec.cli.envvar,
+                        }
+                        for spec in adapter.fields()
+                    ],
+                }
+                for name, adapter in ADAPTERS.items()
+            ]
+        )
+        return
 
     for name, adapter in ADAPTERS.items():
         plans = [plan for plan, names in PLAN_ADAPTERS.items() if name in names]

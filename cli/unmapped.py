@@ -8,12 +8,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.output import Json, print_json
+from cli.registry import fail
+
 console = Console(stderr=True)
 out = Console()
 
 
 def unmapped_command(
     company: Annotated[str | None, typer.Option(help="Only this company's events")] = None,
+    as_json: Json = False,
 ) -> None:
     """Events landed but mapped to no canonical type or status, or quarantined for naming a
     restaurant that is not their company's (reason foreign_restaurant), per company,
@@ -25,11 +29,13 @@ def unmapped_command(
     with get_engine().connect() as conn:
         names = read_unmapped(conn, company_id=company)
     if names is None:
-        console.print(
-            "[red]error:[/red] marts.unmapped_events is not built yet: run "
+        raise fail(
+            "marts.unmapped_events is not built yet: run "
             "`partner-signals materialize` (or `serve`) first"
         )
-        raise typer.Exit(1)
+    if as_json:
+        print_json(names)
+        return
     if not names:
         out.print("No unmapped events: every landed event maps or is ignored on purpose.")
         return

@@ -36,7 +36,12 @@ from ingest.handlers import (
 from ingest.writer import GroupCommitWriter
 from partner_signals.db import libpq_url
 from partner_signals.pos import pos_event_schema
-from partner_signals.problems import install_problem_handlers, request_id, set_request_id
+from partner_signals.problems import (
+    documented,
+    install_problem_handlers,
+    request_id,
+    set_request_id,
+)
 from partner_signals.ratelimit import RateLimiter
 from partner_signals.settings import Settings, get_settings
 
@@ -81,6 +86,12 @@ POS_RESPONSES: dict[int | str, dict[str, Any]] = {
         "request was stored; send it again after Retry-After"
     },
 }
+
+# Every refusal is application/problem+json (partner_signals.problems), documented so.
+for _responses in (WEBHOOK_RESPONSES, POS_RESPONSES):
+    for _status, _doc in _responses.items():
+        if int(_status) >= 400:
+            _doc.update(documented(_doc["description"]))
 
 
 def too_large(limit: int) -> Refused:

@@ -29,7 +29,6 @@ the body must arrive within the header timeout, or the connection is closed.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from dataclasses import dataclass
 from functools import cache
 from http import HTTPStatus
@@ -41,7 +40,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from partner_signals.problems import MEDIA_TYPE, problem_body
+from partner_signals.problems import MEDIA_TYPE, new_request_id, problem_body
 from partner_signals.settings import Settings, get_settings
 
 # The import string uvicorn's --http takes.
@@ -101,7 +100,7 @@ class _HeadRefused(Exception):
 def refusal_bytes(refusal: Refusal) -> bytes:
     """The whole answer: status line, headers, the problem+json body every API answers
     (with ingest's `error` object). The head was not read whole: the request id is new."""
-    rid = uuid.uuid4().hex
+    rid = new_request_id()
     body = orjson.dumps(
         {
             "error": {"code": refusal.code, "message": refusal.message},

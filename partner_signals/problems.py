@@ -4,9 +4,11 @@ every log line written while the request is served."""
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import re
-import uuid
+import secrets
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from contextvars import ContextVar
 from typing import Any
@@ -45,16 +47,35 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
+class _NewIds:
+    """New request ids: a random prefix per process and a counter, 32 hex digits like a
+    uuid4's, at a quarter of its cost (measured 0.55 vs 2.3 µs; ingest makes one per request)."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.prefix = secrets.token_hex(8)
+        self.counter = itertools.count()
+
+    def __call__(self) -> str:
+        return f"{self.prefix}{next(self.counter):016x}"
+
+
+new_request_id = _NewIds()
+os.register_at_fork(after_in_child=new_request_id.reset)
+
+
 def sane_request_id(given: str | None) -> str:
     """The caller's id when it is a sane one, else a new one."""
-    return given if given and SANE_ID.fullmatch(given) else uuid.uuid4().hex
+    return given if given and SANE_ID.fullmatch(given) else new_request_id()
 
 
 def request_id() -> str:
     """The id of the request being served; a new one (then kept) outside a request."""
     rid = _request_id.get()
     if rid is None:
-        rid = uuid.uuid4().hex
+        rid = new_request_id()
         _request_id.set(rid)
     return rid
 
@@ -161,7 +182,12 @@ def problem_body(
 
 def documented(description: str) -> dict[str, Any]:
     """An OpenAPI `responses` entry for a problem answer."""
-    return {"model": Problem, "description": description, "content": {MEDIA_TYPE: {}}}
+    schema = {"$ref": "#/components/schemas/Problem"}  # registered through `model`
+    return {
+        "model": Problem,
+        "description": description,
+        "content": {MEDIA_TYPE: {"schema": schema}},
+    }
 
 
 def log_refusal(logger: logging.Logger, method: str, path: str, status: int, code: str) -> None:

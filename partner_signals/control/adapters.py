@@ -23,7 +23,7 @@ from partner_signals.adapters import ADAPTERS, PLAN_ADAPTERS, Adapter, Target
 from partner_signals.control import audit
 from partner_signals.control.actor import Actor
 from partner_signals.control.errors import Conflict, Invalid, NotFound, PlanLocked
-from partner_signals.registry import enable_adapter, read_integration_secrets
+from partner_signals.registry import enable_integration, read_integration_secrets
 
 TEST_TIMEOUT_SECONDS = 10.0
 
@@ -268,8 +268,7 @@ def enable(
     plans = _plans(name)
     if plan not in plans:
         raise PlanLocked(
-            f"the {plan} plan does not include the {name} adapter; the {plans[0]} plan "
-            f"does (change the plan first)",
+            f"the {plan} plan does not include {name}; the {plans[0]} plan does",
             plan=plan,
             unlocked_by=plans[0],
         )
@@ -295,15 +294,18 @@ def enable(
     )
     if errors:
         raise _invalid(errors)
-    enable_adapter(
+    # The plan and both models are checked above (what registry.enable_adapter checks);
+    # secrets go in only when given, so the trail's secrets_replaced tells the truth.
+    enable_integration(
         conn,
         key=key,
         company_id=company_id,
-        adapter=name,
-        secrets=merged,
+        provider=name,
+        secrets=merged if given else None,
         config=dict(config),
         restaurant_id=restaurant_id,
         actor=actor,
+        action="adapters.enable",
     )
     return _summaries(conn, company_id, [name], key)[0]
 
@@ -543,25 +545,25 @@ def status(conn: sa.Connection, actor: Actor, company_id: str, name: str) -> Ada
                 with mine as (
                     select integration_id, enabled from ops.integrations
                     where company_id = :c and provider = :p
+                ), last_hour as (
+                    select count(*) filter (where a.outcome = 'delivered') as delivered,
+                           count(*) filter (where a.outcome in ('retry', 'failed', 'gone'))
+                               as failures,
+                           count(*) filter (where a.outcome = 'deferred') as deferred
+                    from mine m join ops.delivery_attempts a
+                      on a.integration_id = m.integration_id
+                     and a.at >= now() - interval '1 hour'
+                ), last_success as (
+                    -- newest delivered attempt per integration: a backward index scan each
+                    select max(l.at) as at from mine m cross join lateral (
+                        select a.at from ops.delivery_attempts a
+                        where a.integration_id = m.integration_id and a.outcome = 'delivered'
+                        order by a.at desc limit 1
+                    ) l
                 )
-                select
-                    coalesce(bool_or(m.enabled), false) as enabled,
-                    (select max(a.at) from ops.delivery_attempts a
-                      where a.integration_id in (select integration_id from mine)
-                        and a.outcome = 'delivered') as last_success_at,
-                    (select count(*) filter (where a.outcome = 'delivered') from
-                       ops.delivery_attempts a
-                      where a.integration_id in (select integration_id from mine)
-                        and a.at >= now() - interval '1 hour') as delivered,
-                    (select count(*) filter (where a.outcome in ('retry', 'failed', 'gone'))
-                       from ops.delivery_attempts a
-                      where a.integration_id in (select integration_id from mine)
-                        and a.at >= now() - interval '1 hour') as failures,
-                    (select count(*) filter (where a.outcome = 'deferred')
-                       from ops.delivery_attempts a
-                      where a.integration_id in (select integration_id from mine)
-                        and a.at >= now() - interval '1 hour') as deferred
-                from mine m
+                select (select coalesce(bool_or(enabled), false) from mine) as enabled,
+                       s.at as last_success_at, h.delivered, h.failures, h.deferred
+                from last_hour h, last_success s
                 """
             ),
             {"c": company_id, "p": name},

@@ -2,9 +2,9 @@
 replayed one by one or as a selection (through `pushes.replay.replay_dead_letters`).
 
 A listing never shows a credential: the reason and last error were redacted by the
-worker when stored, and are redacted again here against the integration's current
-secrets (a rotated-in secret a partner echoed earlier included); payload keys that name
-a secret are shown as `[redacted]`.
+worker when stored, and are redacted again here against the current secrets of every
+integration of the company (a partner may echo any key); payload keys that name a
+secret are shown as `[redacted]`.
 """
 
 from __future__ import annotations
@@ -100,20 +100,19 @@ def _secret_values(value: Any) -> list[str]:
     return [str(value)] if value else []
 
 
-def _credentials(
-    conn: sa.Connection, key: bytes | None, integration_ids: set[int]
-) -> dict[int, list[str]]:
-    """Every stored credential string of these integrations, to redact with."""
-    if key is None or not integration_ids:
-        return {}
+def _credentials(conn: sa.Connection, key: bytes | None, company_id: str) -> list[str]:
+    """Every stored credential string of the company's integrations, to redact with (a
+    partner may echo any of them, and a payload is no place for one)."""
+    if key is None:
+        return []
     rows = conn.execute(
         sa.text(
-            "select integration_id, company_id, provider, restaurant_id from ops.integrations "
-            "where integration_id = any(:ids) and secret_ciphertext is not null"
+            "select company_id, provider, restaurant_id from ops.integrations "
+            "where company_id = :c and secret_ciphertext is not null"
         ),
-        {"ids": sorted(integration_ids)},
+        {"c": company_id},
     ).all()
-    found: dict[int, list[str]] = {}
+    found: list[str] = []
     for r in rows:
         try:
             stored = read_integration_secrets(
@@ -124,8 +123,8 @@ def _credentials(
                 restaurant_id=r.restaurant_id,
             )
         except DecryptionError:
-            stored = {}
-        found[r.integration_id] = _secret_values(stored)
+            continue
+        found += _secret_values(stored)
     return found
 
 
@@ -189,10 +188,9 @@ def list_dead_letters(
         .all()
     )
     page = rows[:limit]
-    credentials = _credentials(conn, key, {r["integration_id"] for r in page})
+    secrets = _credentials(conn, key, company_id) if page else []
     letters = []
     for r in page:
-        secrets = credentials.get(r["integration_id"], [])
         fields = {k: v for k, v in r.items() if k != "integration_id"}
         fields["reason"] = _redact(r["reason"], secrets) or ""
         fields["last_error"] = _redact(r["last_error"], secrets)

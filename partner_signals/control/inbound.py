@@ -700,3 +700,68 @@ def status(conn: sa.Connection, actor: Actor, company_id: str, name: str) -> Sta
         secret_age_seconds=view.secret_age_seconds,
         previous_secret_expires_at=view.previous_secret_expires_at,
     )
+
+
+@dataclass(frozen=True)
+class Hour:
+    hour: datetime  # the start of the hour, UTC
+    events: int
+    rejections: int
+
+
+def hourly(conn: sa.Connection, actor: Actor, company_id: str, name: str) -> list[Hour]:
+    """Events landed and requests refused per hour over the last 24 hours (every hour,
+    zeros included), for the console's chart. Reads the (company_id, source, received_at)
+    indexes."""
+    get_integration(conn, actor, company_id, name)
+    rows = conn.execute(
+        sa.text(
+            """
+            with hours as (
+                select generate_series(date_trunc('hour', now()) - interval '23 hours',
+                                       date_trunc('hour', now()), interval '1 hour') as hour
+            ), landed as (
+                select date_trunc('hour', received_at) as hour, count(*) as n
+                from raw.webhook_events
+                where company_id = :c and source = :p
+                  and received_at >= date_trunc('hour', now()) - interval '23 hours'
+                group by 1
+            ), refused as (
+                select date_trunc('hour', received_at) as hour, count(*) as n
+                from raw.rejected_requests
+                where company_id = :c and source = :p
+                  and received_at >= date_trunc('hour', now()) - interval '23 hours'
+                group by 1
+            )
+            select h.hour, coalesce(l.n, 0) as events, coalesce(r.n, 0) as rejections
+            from hours h left join landed l using (hour) left join refused r using (hour)
+            order by h.hour
+            """
+        ),
+        {"c": company_id, "p": name},
+    ).all()
+    return [Hour(r.hour, int(r.events), int(r.rejections)) for r in rows]
+
+
+@dataclass(frozen=True)
+class Rejection:
+    received_at: datetime
+    status_code: int
+    reason: str
+    path: str
+
+
+def recent_rejections(
+    conn: sa.Connection, actor: Actor, company_id: str, name: str, *, limit: int = 20
+) -> list[Rejection]:
+    """The newest refused requests for this integration with their reasons (never their
+    headers or body: a refused request may carry anything)."""
+    get_integration(conn, actor, company_id, name)
+    rows = conn.execute(
+        sa.text(
+            "select received_at, status_code, reason, path from raw.rejected_requests "
+            "where company_id = :c and source = :p order by received_at desc limit :n"
+        ),
+        {"c": company_id, "p": name, "n": limit},
+    ).all()
+    return [Rejection(r.received_at, int(r.status_code), str(r.reason), str(r.path)) for r in rows]

@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.admin.conftest import Tokens, admin_url, make_tokens, tokens  # noqa: F401
+from partner_signals.processes import child_env, free_port, start, stop, uvicorn_cmd, wait_ready
+from partner_signals.settings import Settings
+from tests.admin.conftest import (  # noqa: F401 - fixtures
+    Tokens,
+    admin_url,
+    ingest_url,
+    make_tokens,
+    tokens,
+)
 
 SHOTS = Path(__file__).resolve().parents[2] / ".data" / "screenshots" / "console"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -47,3 +55,18 @@ def login(page: Page, token: str, path: str = "/console") -> None:
 def shot(page: Page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+@pytest.fixture(scope="session")
+def partner_api_url(settings: Settings) -> Iterator[str]:
+    """`uvicorn api.app:app` (the partner API) on a free port over the test database."""
+    port = free_port()
+    proc = start(
+        uvicorn_cmd("api.app:app", host="127.0.0.1", port=port, workers=1), child_env(settings)
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(f"{url}/healthz", proc)
+        yield url
+    finally:
+        stop(proc)

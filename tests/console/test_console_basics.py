@@ -77,7 +77,7 @@ def test_viewer_is_offered_nothing_that_changes(page: Page, tokens: Tokens) -> N
     expect(page.locator("[data-test=plan]")).to_be_visible()
     buttons = [b.inner_text() for b in page.locator("main button").all()]
     assert buttons == [], buttons
-    expect(page.locator("nav")).not_to_contain_text("Operators")
+    expect(page.locator("header nav")).not_to_contain_text("Operators")
     page.goto("/console/operators")
     expect(page.locator("h1")).to_contain_text("forbidden")
 

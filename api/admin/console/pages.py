@@ -188,13 +188,6 @@ def home(request: Request, eng: Engine, session: Session) -> Response:
     return render(request, "companies.html", session, companies=rows)
 
 
-@router.get("/companies/{company_id}")
-def company_page(request: Request, company_id: str, eng: Engine, session: Session) -> Response:
-    with acting(eng) as conn:
-        company = companies.get_company(conn, session.actor, company_id)
-    return render(request, "company.html", session, company=company, plans=companies.PLANS)
-
-
 @router.post("/companies/{company_id}/set-plan")
 def set_plan(
     company_id: str, eng: Engine, session: FormSession, plan: Annotated[str, Form()]
