@@ -57,6 +57,7 @@ OPT_OUT: Mapping[str, str] = {
 }
 # The words a reply may carry to opt out (Twilio's standard opt-out keywords).
 STOP_WORDS = frozenset({"stop", "stopall", "unsubscribe", "cancel", "end", "quit"})
+START_WORDS = frozenset({"start", "unstop"})
 
 
 class TemplateError(ValueError):
@@ -140,7 +141,16 @@ def with_opt_out(body: str, language: str) -> str:
     return body if body.endswith(line) else f"{body} {line}"
 
 
+def _first_word(text: str) -> str:
+    words = text.strip().split()
+    return words[0].strip(".!").lower() if words else ""
+
+
 def is_stop(text: str) -> bool:
     """A reply that opts out: the first word is one of the stop words, any case."""
-    words = text.strip().split()
-    return bool(words) and words[0].strip(".!").lower() in STOP_WORDS
+    return _first_word(text) in STOP_WORDS
+
+
+def is_start(text: str) -> bool:
+    """A reply that opts back in (Twilio's START and UNSTOP), any case."""
+    return _first_word(text) in START_WORDS

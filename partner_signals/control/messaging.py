@@ -437,8 +437,8 @@ def receive_reply(
 ) -> OptOut | None:
     """A guest's SMS reply as the provider posts it (Twilio: a form with From and Body,
     signed in X-Twilio-Signature with the AuthToken of the company's messaging
-    integration). A STOP opts the sender out; any other reply is acknowledged and kept
-    nowhere. A signature that is not the provider's is refused."""
+    integration). A STOP opts the sender out of the company's messages, a START opts
+    them back in (company-wide); any other reply is acknowledged and kept nowhere. A signature that is not the provider's is refused."""
     scopes: list[str | None] = list(
         conn.execute(
             sa.text(
@@ -459,7 +459,12 @@ def receive_reply(
         raise BadSignature("the reply is not signed by this company's messaging provider")
     fields = dict(form)
     sender, text = fields.get("From", ""), fields.get("Body", "")
-    if not templates.is_stop(text) or not PHONE.match(sender):
+    if not PHONE.match(sender):
         return None
     actor = Actor(name="system:messaging-reply", role="operator", request_id=request_id)
-    return opt_out(conn, actor, company_id, contact=sender, source="reply:STOP")
+    if templates.is_stop(text):
+        return opt_out(conn, actor, company_id, contact=sender, source="reply:STOP")
+    if templates.is_start(text):
+        # The guest asked to hear from the company again: a recorded opt-in of their own.
+        opt_in(conn, actor, company_id, contact=sender, source="reply:START")
+    return None

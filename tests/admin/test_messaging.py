@@ -182,6 +182,15 @@ def test_opt_in_opt_out_and_a_signed_stop_reply(
     assert signed.status_code == 200 and signed.headers["content-type"].startswith("text/xml")
     (after,) = admin.get(consents, params={"contact": GUEST}, headers=op).json()
     assert (after["active"], after["opt_out_source"]) == (False, "reply:STOP")
+    # Any other reply changes nothing.
+    chat = {**form, "Body": "Thanks, lovely dinner"}
+    answered = httpx.post(
+        url,
+        data=chat,
+        headers={"x-twilio-signature": twilio_signature(AUTH_TOKEN, url, list(chat.items()))},
+    )
+    assert answered.status_code == 200
+    assert not admin.get(consents, params={"contact": GUEST}, headers=op).json()[0]["active"]
     listed = orjson.loads(run("messaging", "consents", "list", "--company", company, "--json"))
     assert {r["contact"]: r["opted_out_at"] is not None for r in listed} == {
         GUEST: True,
@@ -199,5 +208,14 @@ def test_opt_in_opt_out_and_a_signed_stop_reply(
         "messaging.opt_out",
         "messaging.opt_out",
     ]
+    # START: the guest opts back in themselves.
+    again = {**form, "Body": "start"}
+    httpx.post(
+        url,
+        data=again,
+        headers={"x-twilio-signature": twilio_signature(AUTH_TOKEN, url, list(again.items()))},
+    ).raise_for_status()
+    (back,) = admin.get(consents, params={"contact": GUEST}, headers=op).json()
+    assert (back["active"], back["source"]) == (True, "reply:START")
     assert trail[0]["actor"] == "system:messaging-reply"
     assert AUTH_TOKEN not in orjson.dumps(trail).decode() + forged.text + signed.text
