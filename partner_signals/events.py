@@ -25,6 +25,12 @@ CanonicalType = Literal[
     "payment.failed",
     "payment.refunded",
     "delivery.status_changed",
+    "invoice.created",
+    "invoice.finalized",
+    "invoice.paid",
+    "invoice.payment_failed",
+    "invoice.voided",
+    "invoice.marked_uncollectible",
 ]
 
 CANONICAL_TYPES: tuple[str, ...] = CanonicalType.__args__  # type: ignore[attr-defined]

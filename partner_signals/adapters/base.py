@@ -13,6 +13,7 @@ from uuid import UUID
 
 import httpx
 import orjson
+import sqlalchemy as sa
 
 from partner_signals.adapters.config import (
     AdapterConfig,
@@ -42,6 +43,12 @@ CANONICAL_EVENT_TYPES: frozenset[str] = frozenset(
         "payment.failed",
         "payment.refunded",
         "delivery.status_changed",
+        "invoice.created",
+        "invoice.finalized",
+        "invoice.paid",
+        "invoice.payment_failed",
+        "invoice.voided",
+        "invoice.marked_uncollectible",
     }
 )
 # Signals pushed as versioned messages (type "signal.<name>"): the signal catalogue's.
@@ -94,6 +101,9 @@ class Planned:
     payload: dict[str, Any]
     event_id: str
     version: int = 1
+    # The key of a message this one only makes sense after (a clock's stop after its
+    # start): it is enqueued only when that one is, in the same batch or before.
+    requires: str | None = None
 
 
 @dataclass(frozen=True)
@@ -243,6 +253,12 @@ class Adapter:
             event_id=event_id,
             version=version,
         )
+
+    def admit(self, conn: sa.Connection, company_id: str, planned: Planned) -> Planned | None:
+        """The last word before a planned message enters the outbox, with the database
+        at hand: the message as it will be sent, or None to send nothing (the messaging
+        adapter checks a guest's consent and renders the restaurant's template here)."""
+        return planned
 
     # -- credentials ---------------------------------------------------------------------
 

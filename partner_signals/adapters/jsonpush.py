@@ -106,7 +106,14 @@ class CrmAdapter(JsonPushAdapter):
         "Reservations / CRM (SevenRooms-class): seated, pacing, time-to-pay"
     )
     event_types: ClassVar[frozenset[str]] = frozenset(
-        {"table.seated", "table.cleared", "order.bill_requested", "order.paid", "payment.succeeded"}
+        {
+            "table.seated",
+            "table.cleared",
+            "order.bill_requested",
+            "order.paid",
+            "payment.succeeded",
+            "invoice.paid",
+        }
     )
     signals: ClassVar[frozenset[str]] = frozenset(s.name for s in catalogue.pushed("crm"))
 
@@ -129,22 +136,20 @@ class CrmAdapter(JsonPushAdapter):
             "at": body["occurred_at"],
             "event": body,
         }
-        # One start and one stop per bill: a POS order.paid and a Stripe payment for the
-        # same order are two events but one stopped clock, so the key is the order's.
+        # One start and one stop per bill: a POS order.paid, a Stripe payment and a paid
+        # invoice for the same order are three events but one stopped clock, so the key
+        # is the order's. Whichever arrives first settles it.
+        started = f"time_to_pay.started:{body['restaurant_id']}:{order_id}:1"
         if kind == "order.bill_requested":
-            return [
-                Planned(
-                    f"time_to_pay.started:{body['restaurant_id']}:{order_id}:1",
-                    "time_to_pay.started",
-                    clock,
-                    str(event["id"]),
-                )
-            ]
+            return [Planned(started, "time_to_pay.started", clock, str(event["id"]))]
+        # A payment for a bill never requested (a takeaway paid at the counter) started no
+        # clock, so there is nothing to stop: the stop waits on its start.
         return [
             Planned(
                 f"time_to_pay.stopped:{body['restaurant_id']}:{order_id}:1",
                 "time_to_pay.stopped",
                 clock,
                 str(event["id"]),
+                requires=started,
             )
         ]

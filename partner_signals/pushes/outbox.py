@@ -73,8 +73,41 @@ def adapter_integrations(
     ]
 
 
+def _with_prerequisites(
+    conn: sa.Connection, rows: Sequence[tuple[AdapterIntegration, Planned]]
+) -> list[tuple[AdapterIntegration, Planned]]:
+    """The planned messages whose prerequisite (Planned.requires) is planned in this
+    batch or already in the outbox; the others are dropped (a bill's clock never stopped
+    for a partner that never saw it start)."""
+    keys = {f"{i.integration_id}:{p.key}" for i, p in rows}
+    needed = {f"{i.integration_id}:{p.requires}" for i, p in rows if p.requires} - keys
+    if needed:
+        keys |= set(
+            conn.execute(
+                sa.text("select idempotency_key from ops.outbox where idempotency_key = any(:k)"),
+                {"k": sorted(needed)},
+            )
+            .scalars()
+            .all()
+        )
+    return [(i, p) for i, p in rows if not p.requires or f"{i.integration_id}:{p.requires}" in keys]
+
+
+def _admitted(
+    conn: sa.Connection, rows: Sequence[tuple[AdapterIntegration, Planned]]
+) -> list[tuple[AdapterIntegration, Planned]]:
+    """Each message as its adapter admits it (Adapter.admit), the refused left out."""
+    admitted = []
+    for integration, planned in rows:
+        message = ADAPTERS[integration.adapter].admit(conn, integration.company_id, planned)
+        if message is not None:
+            admitted.append((integration, message))
+    return admitted
+
+
 def _insert(conn: sa.Connection, rows: Sequence[tuple[AdapterIntegration, Planned]]) -> int:
     """Insert planned messages; an idempotency key already present is skipped."""
+    rows = _admitted(conn, _with_prerequisites(conn, rows))
     inserted = 0
     for start in range(0, len(rows), INSERT_CHUNK):
         chunk = rows[start : start + INSERT_CHUNK]
@@ -373,7 +406,7 @@ def enqueue_unpaid_bill_nudges(
                             and settled.restaurant_id = bills.restaurant_id
                             and settled.order_id = bills.order_id
                             and settled.type in ('order.paid', 'payment.succeeded',
-                                                 'order.cancelled')
+                                                 'invoice.paid', 'order.cancelled')
                     )
                     """
                 ),

@@ -15,6 +15,8 @@ import sqlalchemy as sa
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from partner_signals.adapters import ADAPTERS, Target
+from partner_signals.control import messaging
+from partner_signals.control.actor import Actor
 from partner_signals.pushes import enqueue_events, enqueue_unpaid_bill_nudges
 from partner_signals.registry import RegistryError, enable_adapter, ensure_company
 from partner_signals.settings import Settings
@@ -195,6 +197,8 @@ def test_messaging_sends_one_receipt_per_order_in_the_twilio_shape(
     twilio = partners(respond=lambda r: (201, {"content-type": "application/json"}, b"{}"))
     _messaging(engine, settings, tenant, twilio.url)
     phone = {"guest_phone": "+971501234567", "amount": 123.5, "currency": "AED"}
+    with engine.begin() as conn:  # a receipt only to a guest who opted in (issue 15)
+        messaging.opt_in(conn, Actor.cli(), tenant.company_id, contact="+971501234567", source="t")
     with engine.begin() as conn:
         queued = enqueue_events(
             conn,

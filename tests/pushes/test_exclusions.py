@@ -111,7 +111,8 @@ def test_signal_changes_and_nudges_skip_an_excluded_restaurant(
         settings,
         tenant,
         "messaging",
-        {"from": "+15550001111", "nudge_after_minutes": 10},
+        # Nudges go to a staff number only (issue 15), never to the bill's guest.
+        {"from": "+15550001111", "nudge_after_minutes": 10, "nudge_to": "+15550002222"},
         {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN},
     )
     now = datetime.now(UTC)

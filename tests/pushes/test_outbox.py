@@ -189,6 +189,8 @@ def test_cli_enable_rotate_test_run_replay_and_secrets_stay_secret(
     assert "http(s)" in outputs[3]
     assert "webhook ok" in outputs[4]
 
+    # A receipt is a guest message: only to a number that opted in (issue 15).
+    run("messaging", "consents", "add", "+971500000009", "--company", company, "--source", "test")
     with engine.begin() as conn:
         enqueue_events(conn, [event(tenant, "order.paid", data={"amount": 10})])
     outputs.append(run("deliveries", "run", "--company", company))

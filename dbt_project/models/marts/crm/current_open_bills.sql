@@ -1,6 +1,6 @@
 -- Time-to-pay clocks running now: POS orders whose bill was requested within the now
--- window, with no successful payment from any source (POS order.paid, Stripe or PayPal
--- payment.succeeded for the order) and not cancelled, over every event landed so far
+-- window, with no successful payment from any source (macros/payments.sql: POS order.paid,
+-- Stripe or PayPal payment.succeeded, a paid Stripe invoice) and not cancelled, over every event landed so far
 -- (live_events). A payment before the request closes the clock too, as in fct_time_to_pay.
 {{ config(materialized='view') }}
 
@@ -26,7 +26,7 @@ bill_events as (
         and order_id is not null
         and (
             (source = 'pos' and type like 'order.%')
-            or (source in ('stripe', 'paypal') and type = 'payment.succeeded')
+            or {{ is_payment_event() }}
         )
 
 ),
@@ -40,9 +40,7 @@ orders as (
         min(occurred_at) filter (
             where source = 'pos' and type = 'order.bill_requested'
         ) as bill_requested_at,
-        bool_or(
-            (source = 'pos' and type = 'order.paid') or type = 'payment.succeeded'
-        ) as is_paid,
+        bool_or({{ is_payment_event() }}) as is_paid,
         bool_or(source = 'pos' and type = 'order.cancelled') as is_cancelled,
         (array_agg(table_id order by type = 'order.created' desc, occurred_at, id)
             filter (where source = 'pos' and table_id is not null))[1] as table_id

@@ -29,7 +29,7 @@ order_events as not materialized (
         and order_id is not null
         and (
             (source = 'pos' and type like 'order.%')
-            or (source in ('stripe', 'paypal') and type = 'payment.succeeded')
+            or {{ is_payment_event() }}
             or type = 'delivery.status_changed'
         )
 
@@ -54,7 +54,7 @@ pos_orders as (
             filter (where type = 'order.created' and covers is not null))[1] as covers,
         count(distinct line_id) filter (where type = 'order.item_added') as lines,
         min(occurred_at) filter (where type = 'order.bill_requested') as bill_requested_at,
-        bool_or(type in ('order.paid', 'payment.succeeded')) as is_paid,
+        bool_or({{ is_payment_event() }}) as is_paid,
         bool_or(type in ('order.cancelled', 'order.rejected')) as is_cancelled
     from order_events
     where type <> 'delivery.status_changed'

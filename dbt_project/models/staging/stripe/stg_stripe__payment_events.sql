@@ -1,5 +1,7 @@
--- Stripe events, typed; Stripe's event names become canonical payment types here and
--- nowhere else. Amounts arrive in the currency's minor unit and leave in major units.
+-- Stripe events, typed; Stripe's event names become canonical payment and invoice types
+-- here and nowhere else. Amounts arrive in the currency's minor unit and leave in major
+-- units. An invoice is a bill with a lifecycle of its own (draft, open, paid, void,
+-- uncollectible): its events stay invoice.* so a voided one is never a failed payment.
 with
 
 source as (
@@ -46,12 +48,14 @@ translated as (
         *,
         case provider_event_type
             when 'payment_intent.succeeded' then 'payment.succeeded'
-            when 'invoice.paid' then 'payment.succeeded'
             when 'payment_intent.payment_failed' then 'payment.failed'
-            when 'invoice.payment_failed' then 'payment.failed'
-            -- A voided invoice will never be paid: the payment failed for good.
-            when 'invoice.voided' then 'payment.failed'
             when 'charge.refunded' then 'payment.refunded'
+            when 'invoice.created' then 'invoice.created'
+            when 'invoice.finalized' then 'invoice.finalized'
+            when 'invoice.paid' then 'invoice.paid'
+            when 'invoice.payment_failed' then 'invoice.payment_failed'
+            when 'invoice.voided' then 'invoice.voided'
+            when 'invoice.marked_uncollectible' then 'invoice.marked_uncollectible'
         end as event_type,
         case provider_event_type
             when 'payment_intent.succeeded'
@@ -104,11 +108,22 @@ typed as (
             'provider_event_type', provider_event_type,
             'table_id', nullif(metadata ->> 'table_id', ''),
             'failure_reason', case
-                when provider_event_type = 'invoice.voided' then 'invoice_voided'
-                when provider_event_type like '%failed'
+                when provider_event_type = 'payment_intent.payment_failed'
                     then object -> 'last_payment_error' ->> 'code'
+                when provider_event_type = 'invoice.payment_failed' then 'invoice_payment_failed'
             end
-        )) as data
+        ) || case when object ->> 'object' = 'invoice' then jsonb_strip_nulls(jsonb_build_object(
+            -- The invoice as Stripe last told it: its status word is Stripe's own, which
+            -- is already the lifecycle (draft, open, paid, void, uncollectible).
+            'invoice_id', object ->> 'id',
+            'invoice_number', object ->> 'number',
+            'invoice_status', object ->> 'status',
+            'amount_due', {{ safe_numeric("object ->> 'amount_due'") }} / {{ minor_unit_divisor('currency') }},
+            'amount_paid', {{ safe_numeric("object ->> 'amount_paid'") }} / {{ minor_unit_divisor('currency') }},
+            'amount_remaining',
+                {{ safe_numeric("object ->> 'amount_remaining'") }} / {{ minor_unit_divisor('currency') }},
+            'visit_id', nullif(metadata ->> 'visit_id', '')
+        )) else '{}'::jsonb end) as data
     from translated
 
 ),
