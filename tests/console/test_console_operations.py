@@ -88,6 +88,12 @@ def test_replay_a_dead_letter_and_see_it_delivered(
     expect(backlog.locator(".badge.bad")).to_have_text("2")
     shot(page, "pushes")
 
+    page.goto(f"/console/companies/{company}")
+    expect(page.locator("[data-test=health]")).to_contain_text(
+        "2 dead letter(s) of webhook waiting for replay"
+    )
+    page.goto(f"/console/companies/{company}/pushes")
+
     partner.respond = lambda r: (200, {}, b"ok")  # the partner fixed its side
     before = len(partner.received)
     first = rows.first

@@ -17,7 +17,7 @@ from api.admin.console.pages import render, router
 from api.admin.console.session import FormSession, Session, acting, back
 from api.admin.deps import Engine
 from partner_signals.adapters import ADAPTERS
-from partner_signals.control import adapters, companies, dead_letters, inbound, keys
+from partner_signals.control import adapters, companies, dead_letters, health, inbound, keys
 from partner_signals.control.errors import ControlError, Invalid
 
 
@@ -128,10 +128,16 @@ def hub(request: Request, company_id: str, eng: Engine, session: Session) -> Res
             )
             for item in adapters.list_adapters(conn, actor, company_id)
         ]
+        checked = health.summary(conn, actor, company_id)
+    # summary() lists this company's reasons (prefixed with its id), then what every
+    # company shares (signal lag, failing checks and runs), as GET /admin/v1/status does.
+    own = next((c.reasons for c in checked.companies if c.company_id == company_id), [])
     return render(
         request,
         "hub.html",
         session,
+        verdict=checked.verdict,
+        reasons=own + checked.reasons[len(own) :],
         company=company,
         plans=companies.PLANS,
         inbound_tiles=inbound_tiles,
