@@ -158,10 +158,9 @@ def _enable_provider(
     paypal_webhook_id: str | None,
     paypal_certificate: Path | None,
 ) -> None:
-    from partner_signals.crypto import decrypt_json
     from partner_signals.db import get_engine
     from partner_signals.providers import PROVIDERS
-    from partner_signals.registry import RegistryError, enable_integration, integration_context
+    from partner_signals.registry import RegistryError, enable_integration
 
     settings = get_settings()
     if provider not in PROVIDERS:
@@ -194,29 +193,31 @@ def _enable_provider(
         if not webhook_secret:
             raise fail(f"{provider} needs --webhook-secret")
         secrets = {"webhook_secrets": [webhook_secret]}
-    import sqlalchemy as sa
 
     try:
         with get_engine().begin() as conn:
-            if keep_previous and secrets:
-                blob = conn.execute(
-                    sa.text(
-                        "select secret_ciphertext from ops.integrations where company_id = :c "
-                        "and provider = :p and restaurant_id is null"
-                    ),
-                    {"c": company, "p": provider},
-                ).scalar()
-                if blob:
-                    old = decrypt_json(
-                        settings.master_key(),
-                        bytes(blob),
-                        context=integration_context(company, provider, None),
-                    )
-                    secrets["webhook_secrets"] += [
-                        s
-                        for s in old.get("webhook_secrets", [])
-                        if s not in secrets["webhook_secrets"]
-                    ][:2]
+            if keep_previous and secrets and _enabled_company_wide(conn, company, provider):
+                # A rotation: the current secret stays accepted for the default grace
+                # period (as `integrations rotate` and the admin API do), not for ever.
+                from partner_signals.control import inbound
+                from partner_signals.control.actor import Actor
+
+                view = inbound.rotate(
+                    conn,
+                    Actor.cli(),
+                    company,
+                    provider,
+                    key=settings.master_key(),
+                    secret=secrets["webhook_secrets"][0],
+                )
+                until = view.previous_secret_expires_at
+                out.print(
+                    f"{provider} enabled for company {company} (2 signing secrets accepted; "
+                    f"the previous one until {until:%Y-%m-%d %H:%M} UTC)"
+                    if until
+                    else f"{provider} enabled for company {company}"
+                )
+                return
             enable_integration(
                 conn,
                 key=settings.master_key(),
@@ -230,6 +231,20 @@ def _enable_provider(
     count = len(secrets.get("webhook_secrets", []))
     detail = f" ({count} signing secrets accepted)" if count > 1 else ""
     out.print(f"{provider} enabled for company {company}{detail}")
+
+
+def _enabled_company_wide(conn: Any, company: str, provider: str) -> bool:
+    import sqlalchemy as sa
+
+    return bool(
+        conn.execute(
+            sa.text(
+                "select enabled and secret_ciphertext is not null from ops.integrations "
+                "where company_id = :c and provider = :p and restaurant_id is null"
+            ),
+            {"c": company, "p": provider},
+        ).scalar()
+    )
 
 
 def _enable_adapter(

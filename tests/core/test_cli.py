@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import orjson
@@ -57,6 +58,16 @@ def test_registry_commands(cli_env: None, engine: sa.Engine, ids: str) -> None:
     )
     assert "2 signing secrets" in out
     assert secret not in out
+    with engine.connect() as conn:
+        grace = conn.execute(
+            sa.text(
+                "select previous_secret_expires_at - now() from ops.integrations "
+                "where company_id = :c and provider = 'careem'"
+            ),
+            {"c": company},
+        ).scalar_one()
+    # The previous secret is accepted for the rotation's grace period, not for ever.
+    assert timedelta(hours=23) < grace <= timedelta(hours=24)
     key = run("ingest-keys", "create", "--company", company).strip().splitlines()[-1]
     assert key.startswith("psi_")
     with engine.connect() as conn:
