@@ -384,10 +384,11 @@ def check_restaurant_scope(
     provider: str, body: bytes, headers: Mapping[str, str], creds: Credentials
 ) -> None:
     """Refused (404, as for no integration at all) unless the event's restaurant is one
-    the company enabled this provider for, when it enabled it per restaurant."""
+    the company enabled this provider for, when it enabled it per restaurant. Its own
+    code, so the integration's status counts these apart from unknown companies."""
     refusal = restaurant_refusal(provider, body, headers, creds)
     if refusal:
-        raise Refused(404, "unknown_company", refusal)
+        raise Refused(404, "restaurant_not_enabled", refusal)
 
 
 async def handle_webhook(

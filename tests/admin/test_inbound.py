@@ -269,6 +269,9 @@ def test_a_restaurant_scoped_integration_takes_only_its_restaurants(
         assert careem(ingest, tokens.company_id, second, secret).status_code == 200
         outside = careem(ingest, tokens.company_id, tokens.restaurant_id, secret)
         assert outside.status_code == 404, outside.text
+        assert outside.json()["code"] == "restaurant_not_enabled"
+    refused = admin.get(f"{base}/status", headers=bearer(tokens.viewer)).json()["rejections"]
+    assert {r["reason"]: r["last_hour"] for r in refused} == {"restaurant_not_enabled": 1}
     out_of_scope = admin.post(
         f"{base}/test", json={"restaurant_id": tokens.restaurant_id}, headers=op
     ).json()
