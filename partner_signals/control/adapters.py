@@ -23,6 +23,7 @@ from partner_signals.adapters import ADAPTERS, PLAN_ADAPTERS, Adapter, Target
 from partner_signals.control import audit
 from partner_signals.control.actor import Actor
 from partner_signals.control.errors import Conflict, Invalid, NotFound, PlanLocked
+from partner_signals.control.lookups import require_restaurant
 from partner_signals.registry import enable_integration, read_integration_secrets
 
 TEST_TIMEOUT_SECONDS = 10.0
@@ -110,15 +111,6 @@ def _plan(conn: sa.Connection, company_id: str) -> str:
     if plan is None:
         raise NotFound(f"no company {company_id!r}")
     return str(plan)
-
-
-def _restaurant(conn: sa.Connection, company_id: str, restaurant_id: str) -> None:
-    owner = conn.execute(
-        sa.text("select company_id from ops.restaurants where restaurant_id = :r"),
-        {"r": restaurant_id},
-    ).scalar()
-    if owner != company_id:
-        raise NotFound(f"no restaurant {restaurant_id!r} in {company_id!r}")
 
 
 def _plans(name: str) -> list[str]:
@@ -264,7 +256,7 @@ def enable(
     adapter = _adapter(name)
     plan = _plan(conn, company_id)
     if restaurant_id is not None:
-        _restaurant(conn, company_id, restaurant_id)
+        require_restaurant(conn, company_id, restaurant_id)
     plans = _plans(name)
     if plan not in plans:
         raise PlanLocked(
@@ -375,7 +367,7 @@ def disable(
 def _company_wide(conn: sa.Connection, company_id: str, name: str, restaurant_id: str) -> int:
     _adapter(name)
     _plan(conn, company_id)
-    _restaurant(conn, company_id, restaurant_id)
+    require_restaurant(conn, company_id, restaurant_id)
     try:
         row = _integration(conn, company_id, name, None)
     except NotFound:

@@ -21,6 +21,7 @@ from partner_signals.adapters import ADAPTERS
 from partner_signals.control.actor import Actor
 from partner_signals.control.audit import _scrub
 from partner_signals.control.errors import Invalid, NotFound
+from partner_signals.control.lookups import require_company
 from partner_signals.crypto import DecryptionError
 from partner_signals.pushes.replay import replay_dead_letters
 from partner_signals.registry import read_integration_secrets
@@ -69,13 +70,6 @@ def decode_cursor(cursor: str) -> int:
         return int(raw[1:])
     except ValueError:
         raise Invalid("cursor", "not a cursor this API issued") from None
-
-
-def _company(conn: sa.Connection, company_id: str) -> None:
-    if not conn.execute(
-        sa.text("select 1 from ops.companies where company_id = :c"), {"c": company_id}
-    ).scalar():
-        raise NotFound(f"no company {company_id!r}")
 
 
 def _check_adapter(adapter: str | None) -> None:
@@ -153,7 +147,7 @@ def list_dead_letters(
     if not 1 <= limit <= PAGE_MAX:
         raise Invalid("limit", f"between 1 and {PAGE_MAX}")
     _check_adapter(adapter)
-    _company(conn, company_id)
+    require_company(conn, company_id)
     rows = (
         conn.execute(
             sa.text(
@@ -241,7 +235,7 @@ def replay(
     if fault not in (None, "partner", "ours", "credentials"):
         raise Invalid("fault", "partner, ours or credentials")
     chosen: Fault | None = fault  # type: ignore[assignment]
-    _company(conn, company_id)
+    require_company(conn, company_id)
     filtered = any(v is not None for v in (adapter, event_type, restaurant_id, fault, since, until))
     if ids is not None:
         if not 1 <= len(ids) <= REPLAY_IDS_MAX:

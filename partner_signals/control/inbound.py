@@ -26,6 +26,7 @@ from partner_signals.catalogue.sources import JsonPath, Source, source
 from partner_signals.control import audit
 from partner_signals.control.actor import Actor
 from partner_signals.control.errors import Conflict, Invalid, NotFound
+from partner_signals.control.lookups import require_company, require_restaurant
 from partner_signals.crypto import decrypt_json, encrypt_json
 from partner_signals.providers import PROVIDERS, Credentials, MalformedEvent, SignatureError
 from partner_signals.providers.base import locate
@@ -146,22 +147,6 @@ def _provider(name: str) -> Source:
     return source(name)
 
 
-def _require_company(conn: sa.Connection, company_id: str) -> None:
-    if not conn.execute(
-        sa.text("select 1 from ops.companies where company_id = :c"), {"c": company_id}
-    ).scalar():
-        raise NotFound(f"no company {company_id!r}")
-
-
-def _require_restaurant(conn: sa.Connection, company_id: str, restaurant_id: str) -> None:
-    owner = conn.execute(
-        sa.text("select company_id from ops.restaurants where restaurant_id = :r"),
-        {"r": restaurant_id},
-    ).scalar()
-    if owner != company_id:
-        raise NotFound(f"no restaurant {restaurant_id[:64]!r} in company {company_id!r}")
-
-
 def _describe(
     conn: sa.Connection, company_id: str, names: Sequence[str], now: datetime
 ) -> list[Inbound]:
@@ -234,14 +219,14 @@ def _now(conn: sa.Connection) -> datetime:
 def list_integrations(conn: sa.Connection, actor: Actor, company_id: str) -> list[Inbound]:
     """Every inbound provider a company can enable, enabled or not."""
     actor.require("viewer", company_id)
-    _require_company(conn, company_id)
+    require_company(conn, company_id)
     return _describe(conn, company_id, list(PROVIDERS), _now(conn))
 
 
 def get_integration(conn: sa.Connection, actor: Actor, company_id: str, name: str) -> Inbound:
     actor.require("viewer", company_id)
     _provider(name)
-    _require_company(conn, company_id)
+    require_company(conn, company_id)
     return _describe(conn, company_id, [name], _now(conn))[0]
 
 
@@ -274,9 +259,9 @@ def enable(
     integration with the secret it had."""
     actor.require("operator", company_id)
     src = _provider(name)
-    _require_company(conn, company_id)
+    require_company(conn, company_id)
     if restaurant_id is not None:
-        _require_restaurant(conn, company_id, restaurant_id)
+        require_restaurant(conn, company_id, restaurant_id)
     prior = conn.execute(
         sa.text(
             "select config, secret_ciphertext is not null as sealed from ops.integrations "
@@ -348,7 +333,7 @@ def disable(
     the change by NOTIFY within milliseconds). Disabling what is off is a no-op."""
     actor.require("operator", company_id)
     _provider(name)
-    _require_company(conn, company_id)
+    require_company(conn, company_id)
     rows = _scoped_rows(conn, company_id, name, restaurant_id, lock=True)
     for row in rows:
         if not row.enabled:
@@ -396,7 +381,7 @@ def rotate(
     new = _check_secret(secret)
     if not timedelta(0) <= grace <= MAX_GRACE:
         raise Invalid("grace_seconds", f"between 0 and {int(MAX_GRACE.total_seconds())}")
-    _require_company(conn, company_id)
+    require_company(conn, company_id)
     rows = _scoped_rows(conn, company_id, name, restaurant_id, lock=True)
     row = next((r for r in rows if r.restaurant_id == restaurant_id), None)
     if row is None:
@@ -535,7 +520,7 @@ def verify_sample(
     actor.require("operator", company_id)
     src = _provider(name)
     provider = PROVIDERS[name]
-    _require_company(conn, company_id)
+    require_company(conn, company_id)
     if src.signature.scheme in CERTIFICATE_SCHEMES:
         raise Conflict(
             f"{name} signs with its own private key, which is never stored here: send a test "
@@ -544,7 +529,7 @@ def verify_sample(
     if event_type is not None and not 1 <= len(event_type) <= 128:
         raise Invalid("event_type", "1 to 128 characters")
     if restaurant_id is not None:
-        _require_restaurant(conn, company_id, restaurant_id)
+        require_restaurant(conn, company_id, restaurant_id)
     rows = conn.exec_driver_sql(CREDENTIALS_SQL, (company_id, name)).all()
     creds = webhook_credentials(key, company_id, name, rows)
     if creds is None:

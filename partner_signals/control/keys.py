@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from partner_signals.control import audit
 from partner_signals.control.actor import Actor, Role
 from partner_signals.control.errors import Invalid, NotFound
+from partner_signals.control.lookups import require_company
 from partner_signals.crypto import hash_api_key, new_api_key
 
 SCOPES = ("read:workforce", "read:crm", "read:events", "read:exports", "read:orders")
@@ -64,10 +65,7 @@ _INGEST_COLUMNS = "company_id, key_prefix as prefix, created_at, last_used_at, r
 
 def _company(conn: sa.Connection, actor: Actor, company_id: str, role: Role) -> None:
     actor.require(role, company_id)
-    if not conn.execute(
-        sa.text("select 1 from ops.companies where company_id = :c"), {"c": company_id}
-    ).scalar():
-        raise NotFound(f"no company {company_id!r}")
+    require_company(conn, company_id)
 
 
 def _where(include_revoked: bool) -> str:

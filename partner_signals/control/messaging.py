@@ -21,6 +21,7 @@ from partner_signals.adapters.messaging import PHONE, restaurant_template, verif
 from partner_signals.control import audit
 from partner_signals.control.actor import Actor
 from partner_signals.control.errors import ControlError, Invalid, NotFound
+from partner_signals.control.lookups import require_company
 from partner_signals.registry import read_integration_secrets
 
 SOURCE_MAX = 100
@@ -64,10 +65,7 @@ def _restaurant(conn: sa.Connection, company_id: str, restaurant_id: str) -> str
         {"r": restaurant_id, "c": company_id},
     ).scalar()
     if name is None:
-        if not conn.execute(
-            sa.text("select 1 from ops.companies where company_id = :c"), {"c": company_id}
-        ).scalar():
-            raise NotFound(f"no company {company_id!r}")
+        require_company(conn, company_id)
         raise NotFound(f"no restaurant {restaurant_id!r} in company {company_id!r}")
     return str(name)
 
@@ -298,18 +296,11 @@ def _source(source: str) -> str:
     return source
 
 
-def _company(conn: sa.Connection, company_id: str) -> None:
-    if not conn.execute(
-        sa.text("select 1 from ops.companies where company_id = :c"), {"c": company_id}
-    ).scalar():
-        raise NotFound(f"no company {company_id!r}")
-
-
 def list_consents(
     conn: sa.Connection, actor: Actor, company_id: str, *, contact: str | None = None
 ) -> list[Consent]:
     actor.require("viewer", company_id)
-    _company(conn, company_id)
+    require_company(conn, company_id)
     rows = conn.execute(
         sa.text(
             _CONSENT + " where company_id = :c and (cast(:to as text) is null or contact = :to)"
@@ -338,7 +329,7 @@ def opt_in(
     if restaurant_id is not None:
         _restaurant(conn, company_id, restaurant_id)
     else:
-        _company(conn, company_id)
+        require_company(conn, company_id)
     row: int = conn.execute(
         sa.text(
             """
@@ -379,7 +370,7 @@ def opt_out(
     them back in unnoticed), and their messages still waiting are cancelled."""
     actor.require("operator", company_id)
     contact, source = _contact(contact), _source(source)
-    _company(conn, company_id)
+    require_company(conn, company_id)
     ended = conn.execute(
         sa.text(
             """

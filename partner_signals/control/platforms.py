@@ -25,6 +25,7 @@ from partner_signals.catalogue.sources import DELIVERY_STATUSES, delivery_platfo
 from partner_signals.control import audit
 from partner_signals.control.actor import Actor
 from partner_signals.control.errors import Conflict, Invalid, NotFound
+from partner_signals.control.lookups import require_company, require_restaurant
 from partner_signals.platforms.adapter import USER_AGENT, api_base_url, token_url
 from partner_signals.platforms.shapes import PlatformShape, shapes
 from partner_signals.platforms.sync import sequence_key
@@ -45,22 +46,6 @@ def _shape(name: str) -> PlatformShape:
             f"{', '.join(sorted(shapes()))}"
         )
     return found
-
-
-def _require_company(conn: sa.Connection, company_id: str) -> None:
-    if not conn.execute(
-        sa.text("select 1 from ops.companies where company_id = :c"), {"c": company_id}
-    ).scalar():
-        raise NotFound(f"no company {company_id!r}")
-
-
-def _require_restaurant(conn: sa.Connection, company_id: str, restaurant_id: str) -> None:
-    owner = conn.execute(
-        sa.text("select company_id from ops.restaurants where restaurant_id = :r"),
-        {"r": restaurant_id},
-    ).scalar()
-    if owner != company_id:
-        raise NotFound(f"no restaurant {restaurant_id[:64]!r} in company {company_id!r}")
 
 
 def _target(company_id: str, name: str) -> str:
@@ -88,14 +73,14 @@ class Platform:
 def list_platforms(conn: sa.Connection, actor: Actor, company_id: str) -> list[Platform]:
     """Every platform that takes status calls, connected or not, with its backlog."""
     actor.require("viewer", company_id)
-    _require_company(conn, company_id)
+    require_company(conn, company_id)
     return [_describe(conn, company_id, s) for s in shapes().values()]
 
 
 def get_platform(conn: sa.Connection, actor: Actor, company_id: str, name: str) -> Platform:
     actor.require("viewer", company_id)
     shape = _shape(name)
-    _require_company(conn, company_id)
+    require_company(conn, company_id)
     return _describe(conn, company_id, shape)
 
 
@@ -177,9 +162,9 @@ def connect(
     `client_id` and `client_secret`. Without credentials, re-enables what is stored."""
     actor.require("operator", company_id)
     shape = _shape(name)
-    _require_company(conn, company_id)
+    require_company(conn, company_id)
     if restaurant_id is not None:
-        _require_restaurant(conn, company_id, restaurant_id)
+        require_restaurant(conn, company_id, restaurant_id)
     prior = conn.execute(
         sa.text(
             "select config, secret_ciphertext is not null as sealed from ops.integrations "
@@ -234,7 +219,7 @@ def disconnect(
     waits in the outbox; a later `connect` sends it."""
     actor.require("operator", company_id)
     shape = _shape(name)
-    _require_company(conn, company_id)
+    require_company(conn, company_id)
     changed = conn.execute(
         sa.text(
             "update ops.integrations set enabled = false, updated_at = now() "
@@ -330,7 +315,7 @@ def list_external_orders(
     """Newest first (by when the order was first seen). Returns a page and the cursor of
     the next one (None at the end)."""
     actor.require("viewer", company_id)
-    _require_company(conn, company_id)
+    require_company(conn, company_id)
     return query_external_orders(
         conn,
         company_id,
@@ -406,7 +391,7 @@ def get_external_order(
     conn: sa.Connection, actor: Actor, company_id: str, platform: str, external_order_id: str
 ) -> ExternalOrder:
     actor.require("viewer", company_id)
-    _require_company(conn, company_id)
+    require_company(conn, company_id)
     found = find_external_order(conn, company_id, platform, external_order_id)
     if found is None:
         raise NotFound(f"no {platform[:40]} order {external_order_id[:64]!r} for {company_id!r}")
@@ -457,7 +442,7 @@ def list_sync_log(
 ) -> tuple[list[SyncEntry], str | None]:
     """Newest first; filters by platform, direction (inbound/outbound), status."""
     actor.require("viewer", company_id)
-    _require_company(conn, company_id)
+    require_company(conn, company_id)
     if not 1 <= limit <= PAGE_MAX:
         raise Invalid("limit", f"between 1 and {PAGE_MAX}")
     if direction not in (None, "inbound", "outbound"):
@@ -522,7 +507,7 @@ def register_webhook(
     signing secret, and record what it answered. The secret is sent to the platform only."""
     actor.require("operator", company_id)
     shape = _shape(name)
-    _require_company(conn, company_id)
+    require_company(conn, company_id)
     base = _url(public_url, "public_url")
     assert base is not None
     call = shape.webhook_registration

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from partner_signals.control import audit
 from partner_signals.control.actor import Actor
 from partner_signals.control.errors import Conflict, Invalid, NotFound
+from partner_signals.control.lookups import require_company
 from partner_signals.ids import ID_PATTERN, is_id
 
 NAME_MAX = 200
@@ -56,17 +57,9 @@ def _check_name(name: str) -> str:
     return name
 
 
-def _require_company(conn: sa.Connection, company_id: str) -> None:
-    found = conn.execute(
-        sa.text("select 1 from ops.companies where company_id = :c"), {"c": company_id}
-    ).scalar()
-    if not found:
-        raise NotFound(f"no company {company_id!r}")
-
-
 def list_restaurants(conn: sa.Connection, actor: Actor, company_id: str) -> list[Restaurant]:
     actor.require("viewer", company_id)
-    _require_company(conn, company_id)
+    require_company(conn, company_id)
     rows = conn.execute(
         sa.text(_SELECT + " where r.company_id = :c order by r.restaurant_id"), {"c": company_id}
     ).all()
@@ -103,7 +96,7 @@ def add_restaurant(
         raise Invalid("restaurant_id", f"must match {ID_PATTERN}")
     check_timezone(timezone)
     name = _check_name(name if name is not None else restaurant_id)
-    _require_company(conn, company_id)
+    require_company(conn, company_id)
     existing = conn.execute(
         sa.text("select company_id, name, timezone from ops.restaurants where restaurant_id = :r"),
         {"r": restaurant_id},
