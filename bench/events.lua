@@ -39,9 +39,9 @@ local TEMPLATES = {
       .. '"order_id":"o%d","table_id":"t%d","data":{"channel":"dine_in","covers":4}}',
    '{"event_id":"%s","type":"order.item_added","occurred_at":"%s","restaurant_id":"%s",'
       .. '"order_id":"o%d","table_id":"t%d","data":{"line_id":"l1","item_id":"shawarma",'
-      .. '"item_name":"Chicken shawarma","quantity":2,"unit_price":"24.00","currency":"AED"}}',
+      .. '"item_name":"Chicken shawarma","quantity":2,"unit_price":24.00,"currency":"AED"}}',
    '{"event_id":"%s","type":"order.paid","occurred_at":"%s","restaurant_id":"%s",'
-      .. '"order_id":"o%d","table_id":"t%d","data":{"amount":"96.00","currency":"AED",'
+      .. '"order_id":"o%d","table_id":"t%d","data":{"amount":96.00,"currency":"AED",'
       .. '"payment_ref":"pay-1"}}',
 }
 

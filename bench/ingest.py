@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -13,8 +15,10 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
 import psycopg
 import sqlalchemy as sa
 
@@ -194,6 +198,7 @@ def load_attempt(ctx: Context, scenario: Scenario, args: tuple[list[str], list[s
     # finished, so their rows count too, though wrk never saw their answers.
     rows = count_rows(ctx.url, table, ctx.tenant.company_id) - before if table else None
     outcome = wrk_outcome(name, scenario.what, result, usage, rows=rows)
+    outcome.load = os.getloadavg()
     log(f"{name}: {outcome.summary()}")
     if usage:
         log(f"{name}: CPU {usage.line()}")
@@ -245,18 +250,127 @@ def stripe_scenario(ctx: Context, expected_rps: float) -> Outcome:
     )
 
 
-def bulk_scenario(ctx: Context, events: int) -> Outcome:
-    return quietest(ctx, "bulk", lambda n: bulk_attempt(ctx, events, n))
-
-
-def bulk_attempt(ctx: Context, events: int, attempt: int) -> Outcome:
+def bulk_scenario(ctx: Context, events: int, *, copy_baseline: bool) -> list[Outcome]:
+    """The plain-COPY baseline (when asked) and `ingest FILE`, on the same file, in the
+    same minutes; each measured again when the machine was busy."""
     path = ctx.scratch / "pos-events.ndjson"
+    outcomes = []
+    if copy_baseline:
+        outcomes.append(
+            quietest(ctx, "copy", lambda n: copy_attempt(ctx, path, events, f"copy{n}"))
+        )
+    outcomes.append(quietest(ctx, "bulk", lambda n: bulk_attempt(ctx, path, events, n)))
+    return outcomes
+
+
+def write_bulk_file(ctx: Context, path: Path, events: int, tag: str) -> int:
     started = time.monotonic()
-    size = write_pos_ndjson(
-        path, count=events, restaurant_ids=ctx.tenant.restaurant_ids, tag=f"bulk{attempt}"
-    )
+    size = write_pos_ndjson(path, count=events, restaurant_ids=ctx.tenant.restaurant_ids, tag=tag)
     took = time.monotonic() - started
-    log(f"bulk: wrote {events:,} events ({size / 1e6:.0f} MB) in {took:.1f} s")
+    log(f"{tag}: wrote {events:,} events ({size / 1e6:.0f} MB) in {took:.1f} s")
+    return size
+
+
+COPY_COLUMNS = (
+    "company_id, restaurant_id, event_id, event_type, occurred_at, received_at, headers, body"
+)
+
+
+def copy_text(value: str) -> str:
+    """A value in COPY's text format (backslash escapes)."""
+    return (
+        value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    )
+
+
+def copy_blocks(path: Path, company_id: str, received_at: str) -> tuple[list[bytes], int]:
+    """The file's rows as COPY text data, in blocks of about 1 MB, built before the clock
+    starts: what `ingest FILE` lands (same columns and values), with none of its work."""
+    headers = copy_text('{"x-ingested-from": "file"}')
+    blocks: list[bytes] = []
+    rows: list[str] = []
+    size = count = 0
+    with path.open("rb") as fh:
+        for line in fh:
+            line = line.strip()
+            if not line:
+                continue
+            event = orjson.loads(line)
+            row = "\t".join(
+                (
+                    company_id,
+                    copy_text(event["restaurant_id"]),
+                    copy_text(event["event_id"]),
+                    copy_text(event["type"]),
+                    event["occurred_at"],
+                    received_at,
+                    headers,
+                    copy_text(line.decode()),
+                )
+            )
+            rows.append(row)
+            size += len(row)
+            count += 1
+            if size >= 1 << 20:
+                blocks.append(("\n".join(rows) + "\n").encode())
+                rows, size = [], 0
+    if rows:
+        blocks.append(("\n".join(rows) + "\n").encode())
+    return blocks, count
+
+
+def copy_attempt(ctx: Context, path: Path, events: int, tag: str) -> Outcome:
+    """The baseline of bulk: one plain text COPY of the same rows, pre-built in memory,
+    into a fresh table like raw.order_events (same columns, defaults, identity and
+    indexes), then commit. It measures PostgreSQL's COPY and index maintenance alone."""
+    size = write_bulk_file(ctx, path, events, tag)
+    blocks, rows = copy_blocks(path, ctx.tenant.company_id, datetime.now(UTC).isoformat())
+    path.unlink()
+    table = "bench_copy_baseline"
+    with psycopg.connect(ctx.url, connect_timeout=5, autocommit=True) as conn:
+        conn.execute(f"drop table if exists {table}")
+        conn.execute(f"create table {table} (like raw.order_events including all)")
+        conn.execute("checkpoint")
+        wait_for_quiet(ctx.settle, "copy", log)
+        meter = Meter(ctx.database)
+        cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+        meter.start()
+        started = time.monotonic()
+        with (
+            conn.transaction(),
+            conn.cursor() as cur,
+            cur.copy(f"copy {table} ({COPY_COLUMNS}) from stdin") as copy,
+        ):
+            for block in blocks:
+                copy.write(block)
+        seconds = time.monotonic() - started
+        cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+        usage = meter.stop(server_pid=None)
+        landed = conn.execute(f"select count(*) from {table}").fetchone()
+        conn.execute(f"drop table {table}")
+    # This process is the COPY client: its CPU shows as the "server" of this row.
+    client = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
+    usage = dataclasses.replace(usage, server=client, wrk=0.0)
+    outcome = Outcome(
+        name="plain-copy",
+        what=f"plain `COPY` of the same {events:,} rows, pre-built, into a table like "
+        "raw.order_events (same indexes), one transaction",
+        rps=rows / seconds,
+        requests=rows,
+        ok=rows,
+        rows=int(landed[0]) if landed else 0,
+        seconds=seconds,
+        in_flight_limit=0,
+        cpu=usage,
+        load=os.getloadavg(),
+    )
+    log(f"copy: {outcome.summary()} ({size / 1e6:.0f} MB)")
+    log(f"copy: CPU {usage.line()} (server = the COPY client, this process)")
+    return outcome
+
+
+def bulk_attempt(ctx: Context, path: Path, events: int, attempt: int) -> Outcome:
+    size = write_bulk_file(ctx, path, events, f"bulk{attempt}")
     before = count_rows(ctx.url, "order_events", ctx.tenant.company_id)
     wait_for_quiet(ctx.settle, "bulk", log)
     cmd = [bin_path("partner-signals"), "ingest", str(path), "--company", ctx.tenant.company_id]
@@ -284,6 +398,7 @@ def bulk_attempt(ctx: Context, events: int, attempt: int) -> Outcome:
         seconds=seconds,
         in_flight_limit=0,
         cpu=usage,
+        load=os.getloadavg(),
     )
     log(f"bulk: {outcome.summary()}")
     log(f"bulk: CPU {usage.line()} (server = the ingest command)")
@@ -415,8 +530,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--bulk-events", type=int, default=None, help="default 1,000,000")
     p.add_argument(
         "--only",
-        default="bare,naive,pos,stripe,bulk,noisy",
-        help="comma list of scenarios: bare,naive,pos,stripe,bulk,noisy",
+        default="bare,naive,pos,stripe,copy,bulk,noisy",
+        help="comma list of scenarios: bare,naive,pos,stripe,copy,bulk,noisy (copy: the "
+        "plain-COPY baseline of bulk)",
     )
     add_run_options(p, settle=20.0)
     p.add_argument(
@@ -512,8 +628,8 @@ def main(argv: list[str] | None = None) -> int:
             pos_rps = pos.rps
         if "stripe" in only:
             outcomes.append(stripe_scenario(ctx, expected_rps=max(pos_rps, 10_000.0)))
-        if "bulk" in only:
-            outcomes.append(bulk_scenario(ctx, bulk_events))
+        if "bulk" in only or "copy" in only:
+            outcomes += bulk_scenario(ctx, bulk_events, copy_baseline="copy" in only)
         if "noisy" in only:
             noisy = noisy_scenario(ctx)
     finally:

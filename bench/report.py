@@ -55,6 +55,8 @@ class Outcome:
     cpu: Usage | None = None
     attempt: int = 1
     bytes_per_response: float = 0.0
+    # The 1, 5 and 15-minute load averages right after the measured run.
+    load: tuple[float, float, float] | None = None
 
     def durable(self) -> bool | None:
         """Every 2xx has its row: acknowledged <= landed <= acknowledged + what was in
@@ -89,6 +91,10 @@ def _ms(value: float | None) -> str:
     return "" if value is None else f"{value:.1f}"
 
 
+def _load(load: tuple[float, float, float] | None) -> str:
+    return "" if load is None else " / ".join(f"{x:.2f}" for x in load)
+
+
 def _find(outcomes: list[Outcome], name: str) -> Outcome | None:
     return next((o for o in outcomes if o.name == name), None)
 
@@ -112,8 +118,9 @@ def goal_table(rows: list[tuple[str, str, str]]) -> list[str]:
 def goals(outcomes: list[Outcome]) -> list[tuple[str, str, str]]:
     """(goal, measured, verdict) for each goal whose scenario ran."""
     rows: list[tuple[str, str, str]] = []
-    pos, naive, stripe, bulk = (
-        _find(outcomes, n) for n in ("ingest-pos", "naive", "ingest-stripe", "bulk-file")
+    pos, naive, stripe, bulk, bare, copy = (
+        _find(outcomes, n)
+        for n in ("ingest-pos", "naive", "ingest-stripe", "bulk-file", "bare-asgi", "plain-copy")
     )
     if pos:
         rows.append(("POS events ≥ 8,000/s", f"{pos.rps:,.0f}/s", verdict(pos.rps >= 8000)))
@@ -122,6 +129,10 @@ def goals(outcomes: list[Outcome]) -> list[tuple[str, str, str]]:
     if pos and naive and naive.rps:
         ratio = pos.rps / naive.rps
         rows.append(("POS ≥ 2.5x naive receiver", f"{ratio:.2f}x", verdict(ratio >= 2.5)))
+        rows.append(("POS ≥ 4x naive receiver (issue 16)", f"{ratio:.2f}x", verdict(ratio >= 4)))
+    if pos and bare and bare.rps:
+        ratio = pos.rps / bare.rps
+        rows.append(("POS ≥ 0.3x bare ASGI (issue 16)", f"{ratio:.2f}x", verdict(ratio >= 0.3)))
     if stripe:
         rows.append(
             (
@@ -133,6 +144,15 @@ def goals(outcomes: list[Outcome]) -> list[tuple[str, str, str]]:
     if bulk:
         rows.append(
             ("bulk `ingest FILE` ≥ 100,000/s", f"{bulk.rps:,.0f}/s", verdict(bulk.rps >= 100_000))
+        )
+    if bulk and copy and copy.rps:
+        ratio = bulk.rps / copy.rps
+        rows.append(
+            (
+                "bulk `ingest FILE` ≥ 0.8x plain COPY (issue 16)",
+                f"{ratio:.2f}x",
+                verdict(ratio >= 0.8),
+            )
         )
     checks = [o for o in outcomes if o.durable() is not None]
     if checks:
@@ -191,8 +211,8 @@ def render_markdown(
             "`other` is every process that is not this benchmark's (a busy machine shows here):",
             "",
             "| scenario | server | postgres | wrk | other | idle | server CPU µs/event "
-            "| postgres CPU µs/event |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| postgres CPU µs/event | load average after (1/5/15 min) |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
         ]
         for o in metered:
             u = o.cpu
@@ -201,12 +221,12 @@ def render_markdown(
             lines.append(
                 f"| {o.name} | {u.share(u.server):.0f}% | {u.share(u.postgres):.0f}% "
                 f"| {u.share(u.wrk):.0f}% | {u.share(u.other):.0f}% | {u.share(u.idle):.0f}% "
-                f"| {u.server * per:.0f} | {u.postgres * per:.0f} |"
+                f"| {u.server * per:.0f} | {u.postgres * per:.0f} | {_load(o.load)} |"
             )
     bare, naive = _find(outcomes, "bare-asgi"), _find(outcomes, "naive")
     ratio_rows = []
     for o in outcomes:
-        if o.name in ("bare-asgi", "naive", "bulk-file"):
+        if o.name in ("bare-asgi", "naive", "bulk-file", "plain-copy"):
             continue
         vs_naive = f"{o.rps / naive.rps:.2f}x" if naive and naive.rps else "n/a"
         vs_bare = f"{o.rps / bare.rps:.2f}x" if bare and bare.rps else "n/a"
@@ -217,6 +237,14 @@ def render_markdown(
             "| scenario | ÷ naive receiver | ÷ bare ASGI |",
             "| --- | ---: | ---: |",
             *ratio_rows,
+        ]
+    bulk, copy = _find(outcomes, "bulk-file"), _find(outcomes, "plain-copy")
+    if bulk and copy and copy.rps:
+        lines += [
+            "",
+            "| scenario | ÷ plain COPY of the same rows |",
+            "| --- | ---: |",
+            f"| bulk-file | {bulk.rps / copy.rps:.2f}x |",
         ]
     lines += goal_table(goals(outcomes))
     busy = [

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from cli import (
     adapters,
+    backfill,
     control,
     errors,
     inbound,
@@ -23,7 +23,6 @@ from cli import (
     status,
     unmapped,
 )
-from cli.registry import console, fail, out
 
 app = typer.Typer(
     help="partner-signals: restaurant dining state turned into partner signals.",
@@ -58,53 +57,7 @@ def _quiet_tools() -> None:
     os.environ.setdefault("DO_NOT_TRACK", "1")
 
 
-@app.command("ingest")
-def ingest(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="NDJSON of POS events")],
-    company: Annotated[str, typer.Option(help="Company the events belong to")],
-) -> None:
-    """Backfill POS events from an NDJSON file (same validation and dedup as POST /events)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from ingest.bulk import count_lines, ingest_file
-    from partner_signals.db import libpq_url
-
-    total = count_lines(file)
-    with Progress(
-        TextColumn("[bold]ingest"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        console=console,
-        # Redrawn as chunks commit rather than by rich's refresh thread: ingest_file
-        # forks its workers, which is only safe while this process runs one thread.
-        auto_refresh=False,
-    ) as progress:
-        task = progress.add_task("ingest", total=total, rate="")
-
-        def advance(n: int) -> None:
-            progress.advance(task, n)
-            elapsed = progress.tasks[0].elapsed or 0
-            if elapsed:
-                progress.update(task, rate=f"{progress.tasks[0].completed / elapsed:,.0f} events/s")
-            progress.refresh()
-
-        try:
-            result = ingest_file(
-                file, conninfo=libpq_url(), company_id=company, on_progress=advance
-            )
-        except ValueError as exc:
-            raise fail(str(exc)) from None
-        progress.update(task, completed=total, refresh=True)
-    out.print(
-        f"{result.lines} lines: {result.accepted} accepted, {result.duplicates} duplicates, "
-        f"{len(result.rejected)} rejected"
-    )
-    for number, message in result.rejected[:20]:
-        console.print(f"  line {number}: {message}")
-    if result.rejected:
-        raise typer.Exit(1)
+backfill.register(app)
 
 
 @app.command("demo")

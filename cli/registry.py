@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
-from rich.text import Text
 
+from cli.console import console, fail, out  # noqa: F401 (console: other commands import it from here)
 from cli.options import adapter_settings, with_adapter_options
 from partner_signals.adapters import ADAPTERS
 from partner_signals.catalogue import sources
@@ -20,18 +19,6 @@ from partner_signals.settings import get_settings
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 restaurants_app = typer.Typer(help="Companies and restaurants.", no_args_is_help=True)
 integrations_app = typer.Typer(help="Inbound providers and partner adapters.", no_args_is_help=True)
-
-console = Console(stderr=True)
-out = Console()
-
-
-def fail(message: object, code: int = 1) -> typer.Exit:
-    """One line on standard error, `error: ...`, whatever the message holds (line breaks
-    folded, brackets printed as they are, never wrapped), and the exit to raise."""
-    console.print(
-        Text.assemble(("error:", "red"), " ", " ".join(str(message).split())), soft_wrap=True
-    )
-    return typer.Exit(code)
 
 
 @db_app.command("upgrade")
