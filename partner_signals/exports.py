@@ -11,7 +11,6 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-import polars as pl
 import sqlalchemy as sa
 
 from partner_signals.catalogue import dbt_vars
@@ -58,6 +57,10 @@ def list_exports(root: Path) -> Iterator[ExportedFile]:
 def export_day(engine: sa.Engine, root: Path, business_date: date) -> list[Path]:
     """Write every signal of `business_date` for every restaurant that has rows. Files are
     written aside and renamed into place, so a reader never sees half a file."""
+    # polars is imported here, not at the top: every Dagster run process and code server
+    # loads this module with the definitions, and most runs write no file (0.5 s a load).
+    import polars as pl
+
     written: list[Path] = []
     with engine.connect() as conn:
         for signal, (table, day_column) in EXPORTED_SIGNALS.items():
