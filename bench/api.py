@@ -16,8 +16,8 @@ import argparse
 import dataclasses
 import io
 import json
-import re
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -86,31 +86,47 @@ function done(summary, latency, requests)
       e.status, e.connect, e.read, e.write, e.status, e.timeout))
 end
 """
-# The same, each path sent with its own If-None-Match: args are path, tag, path, tag...
-CONDITIONAL_LUA = (
-    LUA.replace(
-        """   for i = 1, #args do paths[i] = args[i] end
-end""",
-        """   for i = 1, #args, 2 do
+# Each path sent with its own If-None-Match (args: path, tag, path, tag...), and the 304s
+# counted: a response() hook costs wrk a table per answer, only in this scenario.
+CONDITIONAL_LUA = r"""
+local paths = {}
+local tags = {}
+local counter = 0
+local threads = {}
+not_modified = 0
+function setup(thread)
+   table.insert(threads, thread)
+end
+function init(args)
+   for i = 1, #args, 2 do
       paths[#paths + 1] = args[i]
       tags[#tags + 1] = args[i + 1]
    end
-end""",
-    )
-    .replace(
-        """   return wrk.format("GET", paths[counter % #paths + 1])""",
-        """   local i = counter % #paths + 1
+end
+function request()
+   counter = counter + 1
+   local i = counter % #paths + 1
    -- a headers table replaces wrk.headers (the key, Host): copy them in
    local headers = {["If-None-Match"] = tags[i]}
    for name, value in pairs(wrk.headers) do headers[name] = value end
-   return wrk.format("GET", paths[i], headers)""",
-    )
-    .replace("local paths = {}", "local paths = {}\nlocal tags = {}")
-)
-WORKFORCE_ROUTE = "/v1/restaurants/{restaurant_id}/workforce"
-STATUS = re.compile(r'status="(\d+)"')
-
-
+   return wrk.format("GET", paths[i], headers)
+end
+function response(status, headers, body)
+   if status == 304 then not_modified = not_modified + 1 end
+end
+function done(summary, latency, requests)
+   local n = 0
+   for _, thread in ipairs(threads) do n = n + thread:get("not_modified") end
+   local e = summary.errors
+   io.write(string.format(
+      'BENCH_JSON {"requests":%d,"bytes":%d,"rps":%.1f,"p50_us":%d,"p90_us":%d,'
+         .. '"p99_us":%d,"max_us":%d,"non2xx":%d,"not_modified":%d,'
+         .. '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d}}\n',
+      summary.requests, summary.bytes, summary.requests / (summary.duration / 1e6),
+      latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max,
+      e.status, n, e.connect, e.read, e.write, e.status, e.timeout))
+end
+"""
 log = logger("bench.api")
 
 
@@ -233,26 +249,6 @@ def fetch_with_headers(url: str, headers: dict[str, str]) -> tuple[int, bytes, d
         return int(exc.code), exc.read(), {k.lower(): v for k, v in exc.headers.items()}
 
 
-def workforce_answers(base: str) -> dict[str, float]:
-    """The workforce route's answers so far by status, summed over the server's workers
-    (its own /metrics)."""
-    _, body = fetch(base + "/metrics", {})
-    counts: dict[str, float] = {}
-    route = f'route="{WORKFORCE_ROUTE}"'
-    for line in body.decode().splitlines():
-        if line.startswith("partner_signals_api_requests_total{") and route in line:
-            status = STATUS.search(line)
-            if status:
-                counts[status[1]] = counts.get(status[1], 0.0) + float(line.rsplit(" ", 1)[1])
-    return counts
-
-
-def share_304(before: dict[str, float], after: dict[str, float]) -> float:
-    delta = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
-    total = sum(delta.values())
-    return delta.get("304", 0.0) / total if total else 0.0
-
-
 @dataclass(frozen=True)
 class Load:
     """What every scenario shares: wrk, its script, durations, the server under test."""
@@ -307,6 +303,7 @@ def render(
     note: str,
     shares: dict[str, float] | None = None,
     sizes: dict[str, int] | None = None,
+    pairs: list[tuple[Outcome, Outcome, str]] | None = None,
 ) -> str:
     now = sample.get("now", {})
     lines = [
@@ -356,7 +353,7 @@ def render(
     if shares:
         lines += [
             "",
-            "304 share of the workforce answers (from the server's own /metrics): "
+            "304 share of the answers (counted by wrk): "
             + ", ".join(f"{k} {v:.1%}" for k, v in shares.items())
             + ". The tags were read once before the run; a tag changes when the data does "
             "(here: orders ageing out of the 5/15/60-minute velocity counts).",
@@ -382,6 +379,34 @@ def render(
                     verdict(x <= 1.5 and o.non2xx == 0 and o.socket_errors == 0),
                 )
             )
+    ratios = [w.p99_ms / r.p99_ms for r, w, _ in pairs or [] if r.p99_ms and w.p99_ms is not None]
+    if pairs:
+        lines += [
+            "",
+            f"Paired rounds: select-1 then workforce, 5 s each, back to back ({len(pairs)} "
+            "rounds, no settling between):",
+            "",
+            "| round | select-1 req/s | select-1 p99 ms | workforce req/s | workforce p99 ms "
+            "| ratio | other (s1 / wf) | load average after |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        ]
+        for i, (r, w, avg) in enumerate(pairs, 1):
+            x = w.p99_ms / r.p99_ms if r.p99_ms and w.p99_ms is not None else float("nan")
+            other = "/".join(f"{o.cpu.share(o.cpu.other) if o.cpu else 0:.0f}%" for o in (r, w))
+            lines.append(
+                f"| {i} | {r.rps:,.0f} | {r.p99_ms or 0:.1f} | {w.rps:,.0f} "
+                f"| {w.p99_ms or 0:.1f} | {x:.2f}x | {other} | {avg} |"
+            )
+    if ratios:
+        median = statistics.median(ratios)
+        goals.append(
+            (
+                "workforce p99 ≤ 1.5x the `select 1` p99 at 32 clients: median of the "
+                "paired rounds",
+                f"{median:.2f}x (rounds {', '.join(f'{x:.2f}' for x in ratios)})",
+                verdict(median <= 1.5),
+            )
+        )
     lines += goal_table(goals)
     lines += [
         "",
@@ -401,6 +426,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--duration", type=int, default=15, help="seconds per wrk run")
     p.add_argument("--quick", action="store_true", help="5 s runs, 5 restaurants x 1 day, no docs")
     p.add_argument("--only", default="healthz,select1,workforce,gzip,conditional")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=5,
+        help="then this many back-to-back select-1 / workforce pairs of 5 s each: the p99 "
+        "ratio per pair, so a neighbour's burst skews one pair, not the goal (0: none)",
+    )
     add_run_options(p, settle=15.0)
     p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
     p.add_argument(
@@ -431,6 +463,7 @@ def main(argv: list[str] | None = None) -> int:
     outcomes: list[Outcome] = []
     shares: dict[str, float] = {}
     sizes: dict[str, int] = {}
+    pairs: list[tuple[Outcome, Outcome, str]] = []
     lua = scratch / "get.lua"
     lua.write_text(LUA)
     conditional_lua = scratch / "conditional.lua"
@@ -526,18 +559,22 @@ def main(argv: list[str] | None = None) -> int:
                         base + path, {"Authorization": f"Bearer {world.key}"}
                     )
                     tagged += [path, h["etag"]]
-                before = workforce_answers(base)
-                outcomes.append(
-                    measure(
-                        dataclasses.replace(ctx, lua=conditional_lua),
-                        name="workforce-304",
-                        what="as workforce, each with `If-None-Match` of its tag read just "
-                        "before the run",
-                        paths=tagged,
-                        headers=[auth],
-                    )
+                conditional = measure(
+                    dataclasses.replace(ctx, lua=conditional_lua),
+                    name="workforce-304",
+                    what="as workforce, each with `If-None-Match` of its tag read just "
+                    "before the run",
+                    paths=tagged,
+                    headers=[auth],
                 )
-                shares["workforce-304"] = share_304(before, workforce_answers(base))
+                outcomes.append(conditional)
+                shares["workforce-304"] = conditional.not_modified / max(conditional.requests, 1)
+            paired = dataclasses.replace(ctx, seconds=5, warmup=0, quiet=0)
+            for i in range(max(0, args.rounds)):
+                ready = measure(paired, name="select-1", what="", paths=["/readyz"], headers=[])
+                work = measure(paired, name="workforce", what="", paths=paths, headers=[auth])
+                pairs.append((ready, work, load_average()))
+                log(f"round {i + 1}: p99 {work.p99_ms} / {ready.p99_ms} ms")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         if args.keep_db or args.reuse_db:
@@ -558,6 +595,7 @@ def main(argv: list[str] | None = None) -> int:
         note=" ".join(args.env),
         shares=shares,
         sizes=sizes,
+        pairs=pairs,
     )
     print(markdown)
     if write_docs:

@@ -55,6 +55,7 @@ class Outcome:
     cpu: Usage | None = None
     attempt: int = 1
     bytes_per_response: float = 0.0
+    not_modified: int = 0  # 304 answers, where the script counted them
 
     def durable(self) -> bool | None:
         """Every 2xx has its row: acknowledged <= landed <= acknowledged + what was in
