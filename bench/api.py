@@ -569,7 +569,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 outcomes.append(conditional)
                 shares["workforce-304"] = conditional.not_modified / max(conditional.requests, 1)
-            paired = dataclasses.replace(ctx, seconds=5, warmup=0, quiet=0)
+            paired = dataclasses.replace(ctx, seconds=5, warmup=1, quiet=0)
             for i in range(max(0, args.rounds)):
                 ready = measure(paired, name="select-1", what="", paths=["/readyz"], headers=[])
                 work = measure(paired, name="workforce", what="", paths=paths, headers=[auth])

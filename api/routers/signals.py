@@ -25,12 +25,22 @@ router = APIRouter(
     tags=["signals"],
     responses={
         **ERRORS,
+        304: {"description": "If-None-Match holds the current tag: no body, the ETag again"},
+        400: {"description": "from/to/window that do not make a span"},
+    },
+)
+
+
+def answered(route: str) -> dict[int | str, dict[str, Any]]:
+    """The 200 of a signals route: its headers, and an OpenAPI link to its next page."""
+    return {
         200: {
             "description": "The signals. `ETag` is a weak tag over the data (not `as_of`, "
             "`span` or running clocks): send it back in `If-None-Match` for a 304 while "
-            "nothing changed. gzip when asked (`Accept-Encoding`) for answers over 4 KiB.",
+            "nothing changed. gzip when asked (`Accept-Encoding`) for answers of 4 KiB or more.",
             "links": {
                 "next_page": {
+                    "operationRef": f"#/paths/~1v1~1restaurants~1{{restaurant_id}}~1{route}/get",
                     "description": "The rest of each signal: the same route with next_cursor",
                     "parameters": {
                         "restaurant_id": "$request.path.restaurant_id",
@@ -39,11 +49,9 @@ router = APIRouter(
                     },
                 }
             },
-        },
-        304: {"description": "If-None-Match holds the current tag: no body, the ETag again"},
-        400: {"description": "from/to/window that do not make a span"},
-    },
-)
+        }
+    }
+
 
 WINDOW = re.compile(r"^(\d{1,4})([mhd])$")
 MAX_SPAN = timedelta(days=92)
@@ -298,7 +306,12 @@ async def served_signals(
     return answer
 
 
-@router.get("/workforce", response_model=WorkforceSignals, response_model_by_alias=True)
+@router.get(
+    "/workforce",
+    response_model=WorkforceSignals,
+    response_model_by_alias=True,
+    responses=answered("workforce"),
+)
 async def workforce(
     state: State,
     restaurant_id: RestaurantId,
@@ -352,7 +365,9 @@ async def workforce_signals(state: ApiState, restaurant_id: str, page: Page) -> 
     }
 
 
-@router.get("/crm", response_model=CrmSignals, response_model_by_alias=True)
+@router.get(
+    "/crm", response_model=CrmSignals, response_model_by_alias=True, responses=answered("crm")
+)
 async def crm(
     state: State,
     restaurant_id: RestaurantId,
