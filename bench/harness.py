@@ -253,6 +253,9 @@ class Wrk:
     bytes: int = 0
     sent: int = 0
     repeats: int = 0
+    # 304s, from a script that counts them in a response() hook (bench/api.py's
+    # conditional script); 0 from scripts without one.
+    not_modified: int = 0
     errors: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -276,6 +279,7 @@ class Wrk:
             bytes=data.get("bytes", 0),
             sent=data.get("sent", 0),
             repeats=data.get("repeats", 0),
+            not_modified=data.get("not_modified", 0),
             errors=data.get("errors", {}),
         )
 
@@ -332,6 +336,7 @@ def wrk_outcome(
         non2xx=result.non2xx,
         socket_errors=result.socket_errors,
         repeats=result.repeats,
+        not_modified=result.not_modified,
         rows=rows,
         in_flight_limit=CONNECTIONS,
         bytes_per_response=result.bytes / max(result.requests, 1),

@@ -57,6 +57,7 @@ class Outcome:
     bytes_per_response: float = 0.0
     # The 1, 5 and 15-minute load averages right after the measured run.
     load: tuple[float, float, float] | None = None
+    not_modified: int = 0  # 304 answers, where the script counted them
 
     def durable(self) -> bool | None:
         """Every 2xx has its row: acknowledged <= landed <= acknowledged + what was in

@@ -108,7 +108,7 @@ def test_every_reader_takes_its_list_from_the_catalogue() -> None:
     assert set(EXPORTED_SIGNALS) == {s.name for s in catalogue.exported()}
     assert {p.name for p in PUSHED_SIGNALS} == {s.name for s in catalogue.pushed()} == SIGNALS
     assert {k.path[-1] for k in MART_KEYS} == {s.model for s in catalogue.exported()}
-    served = {name for route in SERVED.values() for name, _ in route}
+    served = {s.name for route in SERVED.values() for s in route}
     assert served == {s.name for s in catalogue.signals() if s.served}
     assert set(WorkforceSignals.model_fields) >= {s.name for s in catalogue.served("workforce")}
     assert set(CrmSignals.model_fields) >= {s.name for s in catalogue.served("crm")}

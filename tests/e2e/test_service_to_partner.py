@@ -4,12 +4,15 @@ read from the partner API and pushed to a partner's webhook, signed."""
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -19,6 +22,8 @@ from standardwebhooks import Webhook
 
 from api.app import create_app as create_api
 from api.keys import create_partner_key
+from api.representation import CLOCK_COLUMNS
+from api.routers import signals
 from cli.demo import requests_for
 from ingest.app import create_app as create_ingest
 from partner_signals.exports import list_exports, query_exports
@@ -276,3 +281,162 @@ def test_now_includes_events_landed_after_the_last_materialization(
     crm = api.get(f"/v1/restaurants/{world.restaurant_id}/crm").json()["now"]
     clock = next(b for b in crm["open_bills"] if b["order_id"] == order)
     assert 0 <= clock["time_to_pay_seconds"] < 120
+
+
+# Conditional, compressed and paged signal answers, read from this service day's marts
+# (here rather than in tests/api: those need the marts the world fixture built).
+
+
+@contextmanager
+def signals_api(world: World, snapshot_seconds: float) -> Iterator[TestClient]:
+    """A partner API whose snapshots live this long: 0 reads the marts on every request,
+    a minute holds one snapshot for the whole test."""
+    settings = world.settings.model_copy(update={"api_snapshot_seconds": snapshot_seconds})
+    with TestClient(create_api(settings)) as client:
+        client.headers["Authorization"] = f"Bearer {world.partner_key}"
+        yield client
+
+
+def seat_a_table(world: World) -> str:
+    with world.engine.begin() as conn:
+        ingest_key = create_ingest_key(conn, company_id=world.company_id)
+    table = f"t-tag-{uuid.uuid4().hex[:6]}"
+    event = {
+        "event_id": uuid.uuid4().hex,
+        "occurred_at": (datetime.now(UTC) - timedelta(seconds=5)).isoformat(),
+        "restaurant_id": world.restaurant_id,
+        "type": "table.seated",
+        "table_id": table,
+        "data": {"covers": 2},
+    }
+    with TestClient(create_ingest(world.settings)) as client:
+        response = client.post(
+            "/events",
+            content=orjson.dumps(event),
+            headers={
+                "Authorization": f"Bearer {ingest_key}",
+                "Content-Type": "application/x-ndjson",
+            },
+        )
+        assert response.json()["accepted"] == 1
+    return table
+
+
+def without_clocks(answer: dict[str, Any]) -> Any:
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k not in CLOCK_COLUMNS}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    return strip({k: v for k, v in answer.items() if k not in ("as_of", "span")})
+
+
+def test_same_data_answers_304_with_no_body(world: World, api: TestClient) -> None:
+    path = f"/v1/restaurants/{world.restaurant_id}/workforce"
+    first = api.get(path, params={"window": "3d"})
+    tag = first.headers["etag"]
+    assert tag.startswith('W/"') and first.headers["cache-control"] == "private, no-cache"
+    again = api.get(path, params={"window": "3d"}, headers={"If-None-Match": tag})
+    assert again.status_code == 304 and again.content == b""
+    assert again.headers["etag"] == tag and "content-length" not in again.headers
+    listed = api.get(path, params={"window": "3d"}, headers={"If-None-Match": f'"x", {tag}'})
+    assert listed.status_code == 304, "a tag anywhere in the list"
+    strong = api.get(path, params={"window": "3d"}, headers={"If-None-Match": tag[2:]})
+    assert strong.status_code == 304, "weak comparison: W/ or not, the same tag"
+    star = api.get(path, params={"window": "3d"}, headers={"If-None-Match": "*"})
+    assert star.status_code == 304
+    other = api.get(path, params={"window": "3d"}, headers={"If-None-Match": 'W/"x"'})
+    assert other.status_code == 200 and other.json()["restaurant_id"] == world.restaurant_id
+
+
+def test_a_new_event_gives_a_new_tag(world: World) -> None:
+    path = f"/v1/restaurants/{world.restaurant_id}/workforce"
+    with signals_api(world, snapshot_seconds=0) as client:
+        tag = client.get(path).headers["etag"]
+        assert client.get(path, headers={"If-None-Match": tag}).status_code == 304
+        table = seat_a_table(world)
+        after = client.get(path, headers={"If-None-Match": tag})
+    assert after.status_code == 200 and after.headers["etag"] != tag
+    assert table in {t["table_id"] for t in after.json()["now"]["occupied_tables"]}
+
+
+def test_a_window_keeps_its_tag_while_nothing_lands(world: World) -> None:
+    """window=90m ends at read time, so as_of, span and the clocks move every second:
+    the tag does not, while the rows are the same."""
+    path = f"/v1/restaurants/{world.restaurant_id}/crm"
+    with signals_api(world, snapshot_seconds=0) as client:
+        for _ in range(3):  # a 15-minute interval or a visit may leave the window between
+            first = client.get(path, params={"window": "90m"})
+            time.sleep(1.1)
+            second = client.get(path, params={"window": "90m"})
+            if without_clocks(first.json()) == without_clocks(second.json()):
+                break
+        else:
+            pytest.fail("the rows changed on every try")
+    assert first.content != second.content, "as_of and span moved"
+    assert first.json()["span"] != second.json()["span"]
+    assert first.headers["etag"] == second.headers["etag"]
+
+
+def test_gzip_is_the_identity_answer_compressed(world: World) -> None:
+    path = f"/v1/restaurants/{world.restaurant_id}/workforce"
+    with signals_api(world, snapshot_seconds=60) as client:
+        plain = client.get(path, params={"window": "3d"}, headers={"Accept-Encoding": "identity"})
+        with client.stream(
+            "GET", path, params={"window": "3d"}, headers={"Accept-Encoding": "gzip"}
+        ) as zipped:
+            raw = b"".join(zipped.iter_raw())
+        refused = client.get(
+            path, params={"window": "3d"}, headers={"Accept-Encoding": "gzip;q=0, br"}
+        )
+    assert "content-encoding" not in plain.headers and len(plain.content) > 4096
+    assert zipped.headers["content-encoding"] == "gzip"
+    assert zipped.headers["vary"] == plain.headers["vary"] == "Accept-Encoding"
+    assert zipped.headers["etag"] == plain.headers["etag"]
+    assert len(raw) < len(plain.content) / 3
+    assert gzip.decompress(raw) == plain.content
+    assert "content-encoding" not in refused.headers and refused.content == plain.content
+
+
+def test_a_small_answer_is_not_gzipped(world: World, api: TestClient) -> None:
+    quiet = f"e2e-quiet-{uuid.uuid4().hex[:6]}"
+    with world.engine.begin() as conn:
+        add_restaurant(conn, company_id=world.company_id, restaurant_id=quiet, timezone="UTC")
+    with api.stream(
+        "GET", f"/v1/restaurants/{quiet}/workforce", headers={"Accept-Encoding": "gzip"}
+    ) as response:
+        raw = b"".join(response.iter_raw())
+    assert response.status_code == 200 and "content-encoding" not in response.headers
+    assert orjson.loads(raw)["now"]["occupied_tables"] == [] and len(raw) < 4096
+
+
+@pytest.mark.parametrize("route", ["workforce", "crm"])
+def test_pages_walk_every_row_once(world: World, route: str) -> None:
+    path = f"/v1/restaurants/{world.restaurant_id}/{route}"
+    end = datetime.now(UTC)
+    span = {"from": (end - timedelta(days=3)).isoformat(), "to": end.isoformat()}
+    served = signals.SERVED[route]
+    with signals_api(world, snapshot_seconds=60) as client:
+        whole = client.get(path, params=span).json()
+        assert whole["next_cursor"] is None
+        walked: dict[str, list[tuple[Any, ...]]] = {s.name: [] for s in served}
+        params: dict[str, Any] = {**span, "limit": 7}
+        pages = 0
+        while True:
+            page = client.get(path, params=params)
+            assert page.status_code == 200, page.text
+            body = page.json()
+            pages += 1
+            for s in served:
+                assert len(body[s.name]) <= 7
+                walked[s.name] += [tuple(row[c] for c in s.order) for row in body[s.name]]
+            if body["next_cursor"] is None:
+                break
+            params = {"cursor": body["next_cursor"], "limit": 7}
+    assert pages > 1
+    for s in served:
+        expected = [tuple(row[c] for c in s.order) for row in whole[s.name]]
+        assert walked[s.name] == expected, s.name
+        assert len(set(walked[s.name])) == len(expected), f"{s.name}: no row twice"

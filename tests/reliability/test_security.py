@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # ---- tenant isolation across the partner API
 
 
+# Each signal's key last: a page is ordered by the signal's order, then its key.
 STAND_INS = """
 create table canonical.canonical_events (
     id uuid primary key default gen_random_uuid(), type text, schema_version int,
@@ -43,12 +44,12 @@ create table marts.fct_item_prep_times (
     restaurant_id text, business_date date, item_id text, p50_seconds int, note text);
 create table marts.fct_table_occupancy (
     restaurant_id text, seated_at timestamptz, cleared_at timestamptz, business_date date,
-    note text);
+    note text, visit_id text);
 create table marts.fct_time_to_pay (
     restaurant_id text, status text, bill_requested_at timestamptz, business_date date,
-    note text);
+    note text, order_id text);
 create table marts.fct_order_pacing (
-    restaurant_id text, seated_at timestamptz, business_date date, note text);
+    restaurant_id text, seated_at timestamptz, business_date date, note text, visit_id text);
 create table marts.current_occupied_tables (restaurant_id text, seated_at timestamptz, note text);
 create table marts.current_active_orders (restaurant_id text, opened_at timestamptz, note text);
 create table marts.current_open_bills (
