@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 import orjson
 import pytest
+import yaml
 from fastapi.testclient import TestClient
 
-from api.representation import accepts_gzip, data_tag, none_match, render
+from api.representation import CLOCK_COLUMNS, accepts_gzip, data_tag, none_match, render
+from partner_signals.catalogue.signals import MARTS_DIR
 from tests.api.conftest import Company, bearer
 
 TAG = 'W/"abc"'
@@ -107,3 +110,29 @@ def test_another_routes_cursor_is_422(api: TestClient, company: Company) -> None
         headers=bearer(company.full_key),
     )
     assert response.status_code == 422 and response.json()["code"] == "invalid_cursor"
+
+
+def yml_columns() -> list[tuple[str, dict[str, Any]]]:
+    """(model, column) of every mart's yml."""
+    found = []
+    for path in sorted(MARTS_DIR.rglob("*.yml")):
+        for model in (yaml.safe_load(path.read_text()) or {}).get("models", []):
+            for column in model.get("columns", []):
+                found.append((model["name"], column))
+    return found
+
+
+def test_clock_columns_are_the_ones_the_dbt_yml_marks() -> None:
+    """The tag leaves out exactly the columns the marts' yml marks `meta: {clock: true}`,
+    and every column described as counted to read time is marked: a clock added to a
+    mart without the mark would change every answer's tag every second."""
+    marked = {c["name"] for _, c in yml_columns() if (c.get("meta") or {}).get("clock")}
+    assert marked == CLOCK_COLUMNS
+    for model, column in yml_columns():
+        description = " ".join(str(column.get("description", "")).split())
+        if (
+            "read time" in description
+            or description.startswith("as_of -")
+            or "view was read" in description
+        ):
+            assert (column.get("meta") or {}).get("clock"), f"{model}.{column['name']}"
