@@ -333,22 +333,25 @@ def without_clocks(answer: dict[str, Any]) -> Any:
     return strip({k: v for k, v in answer.items() if k not in ("as_of", "span")})
 
 
-def test_same_data_answers_304_with_no_body(world: World, api: TestClient) -> None:
+def test_same_data_answers_304_with_no_body(world: World) -> None:
     path = f"/v1/restaurants/{world.restaurant_id}/workforce"
-    first = api.get(path, params={"window": "3d"})
-    tag = first.headers["etag"]
-    assert tag.startswith('W/"') and first.headers["cache-control"] == "private, no-cache"
-    again = api.get(path, params={"window": "3d"}, headers={"If-None-Match": tag})
-    assert again.status_code == 304 and again.content == b""
-    assert again.headers["etag"] == tag and "content-length" not in again.headers
-    listed = api.get(path, params={"window": "3d"}, headers={"If-None-Match": f'"x", {tag}'})
-    assert listed.status_code == 304, "a tag anywhere in the list"
-    strong = api.get(path, params={"window": "3d"}, headers={"If-None-Match": tag[2:]})
-    assert strong.status_code == 304, "weak comparison: W/ or not, the same tag"
-    star = api.get(path, params={"window": "3d"}, headers={"If-None-Match": "*"})
-    assert star.status_code == 304
-    other = api.get(path, params={"window": "3d"}, headers={"If-None-Match": 'W/"x"'})
-    assert other.status_code == 200 and other.json()["restaurant_id"] == world.restaurant_id
+    # One snapshot for the whole test: with the default second, an order leaving the
+    # 5-minute velocity window between two requests changes the tag (as it should).
+    with signals_api(world, snapshot_seconds=60) as api:
+        first = api.get(path, params={"window": "3d"})
+        tag = first.headers["etag"]
+        assert tag.startswith('W/"') and first.headers["cache-control"] == "private, no-cache"
+        again = api.get(path, params={"window": "3d"}, headers={"If-None-Match": tag})
+        assert again.status_code == 304 and again.content == b""
+        assert again.headers["etag"] == tag and "content-length" not in again.headers
+        listed = api.get(path, params={"window": "3d"}, headers={"If-None-Match": f'"x", {tag}'})
+        assert listed.status_code == 304, "a tag anywhere in the list"
+        strong = api.get(path, params={"window": "3d"}, headers={"If-None-Match": tag[2:]})
+        assert strong.status_code == 304, "weak comparison: W/ or not, the same tag"
+        star = api.get(path, params={"window": "3d"}, headers={"If-None-Match": "*"})
+        assert star.status_code == 304
+        other = api.get(path, params={"window": "3d"}, headers={"If-None-Match": 'W/"x"'})
+        assert other.status_code == 200 and other.json()["restaurant_id"] == world.restaurant_id
 
 
 def test_a_new_event_gives_a_new_tag(world: World) -> None:
